@@ -1,0 +1,1 @@
+"""Orchestration: Prefect flows, settings and the `kitsync` command line. Only this package reads settings."""

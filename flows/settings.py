@@ -1,0 +1,57 @@
+"""The one settings object: every knob kitsync has, read from `KITSYNC_*` environment variables.
+
+Defaults point at the sandbox (`kitsync sandbox serve`) and `./data`, so a first run needs no configuration.
+Only `flows/` reads settings; everything below receives what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The sandbox's documented defaults (see sandbox/accounts.py; a test checks the two agree).
+SANDBOX_URL = "http://127.0.0.1:8700"
+SANDBOX_BIOMESIGHT_CLIENT_ID = "kitsync-sandbox"
+SANDBOX_BIOMESIGHT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - public sandbox credential
+SANDBOX_GENCOVE_API_KEY = "sandbox-gencove-api-key"
+SANDBOX_GENCOVE_PROJECT_IDS = (
+    "6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f601",
+    "6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f602",
+)
+
+
+class Settings(BaseSettings):
+    """kitsync's configuration; secrets are `SecretStr` so that printing settings never shows them."""
+
+    model_config = SettingsConfigDict(env_prefix="KITSYNC_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where the lake, raw landing and DuckDB file live.")
+    biomesight_base_url: str = Field(SANDBOX_URL, description="Biomesight host root (paths add /api/v1).")
+    biomesight_client_id: str = Field(SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id.")
+    biomesight_client_secret: SecretStr = Field(
+        SecretStr(SANDBOX_BIOMESIGHT_CLIENT_SECRET), description="Biomesight OAuth2 client secret."
+    )
+    gencove_base_url: str = Field(SANDBOX_URL, description="Gencove host root (paths add /api/v2).")
+    gencove_api_key: SecretStr = Field(SecretStr(SANDBOX_GENCOVE_API_KEY), description="Gencove API key.")
+    gencove_project_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(SANDBOX_GENCOVE_PROJECT_IDS),
+        description="Gencove projects to sync (comma-separated in the environment).",
+    )
+    pseudonym_key: SecretStr = Field(
+        SecretStr("sandbox-pseudonym-key"), description="HMAC key that turns customer ids into pseudonyms."
+    )
+    batch_size: int = Field(200, ge=1, description="Kits per Prefect task.")
+    concurrency: int = Field(16, ge=1, description="HTTP requests in flight per client.")
+    http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP request times out.")
+    max_retries: int = Field(5, ge=0, description="Retries of a retriable HTTP failure before giving up.")
+
+    @field_validator("gencove_project_ids", mode="before")
+    @classmethod
+    def _split_project_ids(cls, value: object) -> object:
+        """Accept the comma-separated form an environment variable gives."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,1 @@
+"""All of kitsync's HTTP: the partner clients, over shared auth, retries, pagination and errors."""

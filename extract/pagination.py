@@ -1,0 +1,115 @@
+"""Gencove's limit/offset listings (`{"meta": {"next": <absolute URL>}, "results": [...]}`) as explicit state.
+
+The paginator knows what to ask for next and checks each page before trusting its `next` link: a link seen
+before, one that does not move the offset forward, or one pointing at another host ends the listing with a
+`PaginationLoop`/`MalformedResponse` instead of looping forever or sending our API key elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from extract.errors import PaginationLoop
+from extract.redaction import redact_url
+from extract.responses import json_payload, malformed
+
+MAX_PAGE_SIZE = 200  # the largest page Gencove's own client asks for
+
+
+def _offset_of(url: httpx.URL) -> int | None:
+    raw = url.params.get("offset")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class OffsetPaginator:
+    """State of one listing: where to go next, which links were followed, how far we got.
+
+    Start it with the first page's path and query; each `update()` with a fetched page returns that page's
+    items and moves to the page's `next` link (or ends the listing when it is null).
+    """
+
+    path: str
+    params: dict[str, str | int] = field(default_factory=dict)
+    page_size: int = MAX_PAGE_SIZE
+    next_url: str | None = field(init=False, default=None)
+    pages: int = field(init=False, default=0)
+    count: int | None = field(init=False, default=None)
+    _started: bool = field(init=False, default=False)
+    _finished: bool = field(init=False, default=False)
+    _seen: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {self.page_size}")
+
+    @property
+    def has_next_page(self) -> bool:
+        return not self._finished
+
+    def next_request(self) -> tuple[str, dict[str, str | int] | None]:
+        """(url, params) of the page to fetch now: the first page's path and query, then the `next` links."""
+        if self._finished:
+            raise RuntimeError("the listing is finished")
+        if not self._started:
+            return self.path, {**self.params, "limit": self.page_size, "offset": 0}
+        assert self.next_url is not None  # noqa: S101 - invariant: started and not finished means a next link
+        return self.next_url, None
+
+    def update(self, response: httpx.Response) -> list[Any]:
+        """Check a fetched page, advance to its `next` link, and return its items.
+
+        A bare JSON list is accepted as a complete, unpaginated listing (some Gencove endpoints are documented
+        both ways).
+        """
+        page = json_payload(response)
+        self.pages += 1
+        self._started = True
+        if isinstance(page, list):
+            self._finished = True
+            return page
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise malformed(response, "expected a page with a 'results' list")
+        meta = page.get("meta")
+        if not isinstance(meta, dict) or "next" not in meta:
+            raise malformed(response, "page lacks meta.next")
+        if isinstance(meta.get("count"), int):
+            self.count = meta["count"]
+        results: list[Any] = page["results"]
+        following = meta["next"]
+        if following is None:
+            self._finished = True
+            return results
+        if not isinstance(following, str) or not following:
+            raise malformed(response, "meta.next is neither a URL nor null")
+        self._advance(response, httpx.URL(following), results)
+        return results
+
+    def _advance(self, response: httpx.Response, following: httpx.URL, results: list[Any]) -> None:
+        current = response.request.url
+        endpoint = f"{response.request.method} {redact_url(current)}"
+        if not following.is_absolute_url:
+            following = current.join(following)
+        if (following.scheme, following.host, following.port) != (current.scheme, current.host, current.port):
+            raise malformed(response, f"meta.next points at another host ({redact_url(following)})")
+        key = str(following)
+        if key in self._seen or following == current:
+            raise PaginationLoop(
+                f"meta.next repeats a page already fetched: {redact_url(following)}", endpoint=endpoint
+            )
+        here, there = _offset_of(current), _offset_of(following)
+        if here is not None and there is not None and there <= here:
+            raise PaginationLoop(
+                f"meta.next does not advance the offset ({here} -> {there}): {redact_url(following)}",
+                endpoint=endpoint,
+            )
+        if not results:
+            raise PaginationLoop(f"an empty page still links to {redact_url(following)}", endpoint=endpoint)
+        self._seen.add(key)
+        self.next_url = key

@@ -1,0 +1,268 @@
+"""Gencove payloads -> kits, status events, deliverables, quality controls, trait scores, ancestry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from transform.gencove import (
+    failed_qc_list,
+    transform_gencove_ancestry,
+    transform_gencove_project_samples,
+    transform_gencove_quality_controls,
+    transform_gencove_sample_statuses,
+    transform_gencove_samples,
+    transform_gencove_trait_scores,
+)
+from transform.pseudonym import customer_key
+from transform.schemas import TABLES
+
+PROJECT = "67931e57-c374-4c0b-9616-8b809ad5b657"
+SAMPLE = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+def list_item(sample_id: str = SAMPLE, status: str = "running", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": sample_id,
+        "run": None,
+        "created": "2025-10-31T12:34:56.123456Z",
+        "modified": "2025-11-02T08:00:00Z",
+        "hidden": False,
+        "client_id": "cust_12345",
+        "physical_id": "",
+        "legacy_id": "",
+        "last_status": {"id": "s-1", "status": status, "note": "", "created": "2025-11-02T08:00:00Z"},
+        "archive_last_status": {
+            "id": "a-1",
+            "status": "available",
+            "created": "2025-10-31 12:34:56.394485+00:00",
+            "transition_cutoff": None,
+        },
+        "failed_qc": [],
+        **extra,
+    }
+
+
+def _assert_schemas(result: Any) -> None:
+    for name, table in result.tables.items():
+        assert table.schema == TABLES[name].schema, name
+
+
+def test_list_items_become_kits_and_last_status_events(key: bytes, observed_at: datetime) -> None:
+    items = [list_item(), list_item("s-2", status="failed qc", failed_qc=["format"])]
+    result = transform_gencove_project_samples(items, project_id=PROJECT, key=key, observed_at=observed_at)
+    _assert_schemas(result)
+    kits = {kit["kit_id"]: kit for kit in result.table("kits").to_pylist()}
+    kit = kits[SAMPLE]
+    assert kit["provider"] == "gencove"
+    assert kit["project_id"] == PROJECT
+    assert kit["customer_key"] == customer_key("cust_12345", key)
+    assert kit["archive_status"] == "available"
+    assert kit["archive_status_at"] == datetime(2025, 10, 31, 12, 34, 56, 394485, tzinfo=UTC)
+    assert kit["created_at"] == datetime(2025, 10, 31, 12, 34, 56, 123456, tzinfo=UTC)
+    assert kit["hidden"] is False
+    assert kit["failed_qc"] == []
+    assert kit["physical_id"] is None
+    assert kit["metadata_json"] is None
+    assert kits["s-2"]["failed_qc"] == ["format"]
+    events = {e["entity_id"]: e for e in result.table("status_events").to_pylist()}
+    assert (events[SAMPLE]["stage"], events["s-2"]["stage"], events["s-2"]["failure_reason"]) == (
+        "processing",
+        "failed",
+        "failed_qc",
+    )
+    assert "cust_12345" not in json.dumps(result.table("kits").to_pylist(), default=str)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([], []),
+        (["format", "coverage"], ["format", "coverage"]),
+        ("", []),
+        ("format", ["format"]),
+        ("a, b", ["a", "b"]),
+        (None, None),
+        (3, None),
+    ],
+)
+def test_failed_qc_list_or_string(value: object, expected: list[str] | None) -> None:
+    assert failed_qc_list(value) == expected
+
+
+def test_list_item_problems_are_quarantined(key: bytes, observed_at: datetime) -> None:
+    undated = list_item("s-3")
+    undated["last_status"] = {"status": "running"}
+    items = [{"client_id": "cust_1"}, "junk", undated, list_item("s-4", status="beamed_up")]
+    result = transform_gencove_project_samples(items, project_id=PROJECT, key=key, observed_at=observed_at)
+    reasons = sorted(result.quarantine.column("reason").to_pylist())
+    assert reasons == ["bad_date", "missing_field", "not_an_object"]
+    assert result.quarantine.column("payload_excerpt").null_count == len(reasons)
+    assert sorted(result.table("kits").column("kit_id").to_pylist()) == [
+        "s-3",
+        "s-4",
+    ]  # undated event, kit kept
+    assert result.unknown_statuses == {("gencove", "beamed_up"): 1}
+
+
+def test_sample_detail_gives_kit_metadata_and_deliverables(key: bytes, observed_at: datetime) -> None:
+    detail = list_item(
+        project=PROJECT,
+        status="succeeded",
+        metadata={
+            "customer_id": "cust_12345",
+            "order_number": "ORD-2025-001",
+            "email": "jane.doe@example.com",
+        },
+        files=[
+            {
+                "id": "f-1",
+                "s3_path": "bucket/x.vcf.gz",
+                "size": 123,
+                "download_url": "https://s3.example/x?X-Amz-Signature=abc",
+                "file_type": "impute-vcf",
+                "checksum_sha256": "ab" * 32,
+                "shadow_mode": None,
+            },
+            {
+                "id": "f-2",
+                "size": None,
+                "download_url": "https://s3.example/y?sig=1",
+                "file_type": "ancestry-json",
+            },
+        ],
+    )
+    result = transform_gencove_samples([detail], key=key, observed_at=observed_at)
+    _assert_schemas(result)
+    [kit] = result.table("kits").to_pylist()
+    assert kit["project_id"] == PROJECT
+    metadata = json.loads(kit["metadata_json"])
+    assert metadata == {"customer_id": customer_key("cust_12345", key), "order_number": "ORD-2025-001"}
+    files = result.table("deliverables").to_pylist()
+    assert [(f["file_id"], f["file_type"], f["size_bytes"]) for f in files] == [
+        ("f-1", "impute-vcf", 123),
+        ("f-2", "ancestry-json", None),
+    ]
+    assert files[0]["checksum_sha256"] == "ab" * 32
+    everything = json.dumps([t.to_pylist() for t in result.tables.values()], default=str)
+    assert "s3.example" not in everything
+    assert "Signature" not in everything
+    assert result.table("status_events").column("stage").to_pylist() == ["results_ready"]
+
+
+def test_metadata_endpoint_payloads_are_scrubbed_and_joined(key: bytes, observed_at: datetime) -> None:
+    detail = list_item(project=PROJECT)
+    metadata = {SAMPLE: {"metadata": {"client": "app", "phone": "+1 555"}}, "s-only": {"metadata": {"a": 1}}}
+    result = transform_gencove_samples(
+        [detail], key=key, observed_at=observed_at, metadata_by_sample=metadata
+    )
+    kits = {kit["kit_id"]: kit for kit in result.table("kits").to_pylist()}
+    assert json.loads(kits[SAMPLE]["metadata_json"]) == {"client": "app"}
+    assert json.loads(kits["s-only"]["metadata_json"]) == {"a": 1}
+    assert result.table("deliverables").num_rows == 0  # no files key, nothing to replace
+
+
+def test_malformed_files_quarantine_only_the_deliverables(key: bytes, observed_at: datetime) -> None:
+    detail = list_item(
+        project=PROJECT, files=[{"file_type": "impute-vcf", "download_url": "https://x/y?sig"}]
+    )
+    result = transform_gencove_samples([detail], key=key, observed_at=observed_at)
+    assert result.table("kits").num_rows == 1
+    assert result.table("deliverables").num_rows == 0
+    [row] = result.quarantine.to_pylist()
+    assert row["reason"] == "malformed_files"
+    assert row["payload_excerpt"] is None
+
+
+def test_sample_statuses_give_full_history(observed_at: datetime) -> None:
+    history = [
+        {"status": "kit_requested", "note": "", "created": "2025-09-01T10:00:00Z"},
+        {"status": "kit_ordered", "note": "", "created": "2025-09-02T10:00:00Z"},
+        {"status": "running", "note": "", "created": "2025-10-01T10:00:00Z"},
+        {"status": "failed_qc", "note": "low coverage", "created": "2025-10-05T10:00:00Z"},
+        {"note": "no status"},
+    ]
+    page = {"meta": {"count": len(history), "next": None}, "results": history}
+    result = transform_gencove_sample_statuses({SAMPLE: page, "s-2": "oops"}, observed_at=observed_at)
+    events = result.table("status_events").to_pylist()
+    assert [e["stage"] for e in events] == ["ordered", "ordered", "processing", "failed"]
+    assert events[-1]["failure_reason"] == "failed_qc"
+    assert events[-1]["description"] == "low coverage"
+    assert sorted(result.quarantine.column("reason").to_pylist()) == ["missing_field", "not_a_list"]
+
+
+def test_quality_controls(observed_at: datetime) -> None:
+    checks = [
+        {
+            "quality_control_type": {"key": "bases_dup_rate", "type": "fastq"},
+            "quality_control": {
+                "value_expected": 0.2,
+                "value_measured": 0.05,
+                "value_string": "",
+                "status": "succeeded",
+            },
+        },
+        {
+            "quality_control_type": {"key": "effective_coverage", "type": "bam"},
+            "quality_control": {"value_expected": "0.5", "value_measured": "n/a", "status": "failed"},
+        },
+    ]
+    result = transform_gencove_quality_controls(
+        {SAMPLE: checks, "s-2": [{"quality_control": {}}]}, observed_at=observed_at
+    )
+    _assert_schemas(result)
+    rows = result.table("quality_controls").to_pylist()
+    assert [(r["qc_key"], r["value_expected"], r["value_measured"], r["status"]) for r in rows] == [
+        ("bases_dup_rate", 0.2, 0.05, "succeeded"),
+        ("effective_coverage", 0.5, None, "failed"),
+    ]
+    assert result.quarantine.column("reason").to_pylist() == ["malformed_quality_controls"]
+
+
+def test_trait_scores(observed_at: datetime) -> None:
+    items = [
+        {
+            "trait_score": {"value": 1.7, "percentile": 83},
+            "trait_distribution": {"value": [1, 2, 3], "version": "v1"},
+            "trait": {"key": "height"},
+            "trait_unit": {"key": "cm"},
+            "risk": None,
+        },
+        {"trait_score": {"value": 0.2, "percentile": 10}, "trait": {"key": "t2d"}, "risk": "not_high_risk"},
+    ]
+    result = transform_gencove_trait_scores({SAMPLE: {"results": items}, "s-2": 42}, observed_at=observed_at)
+    _assert_schemas(result)
+    rows = {r["trait_key"]: r for r in result.table("trait_scores").to_pylist()}
+    assert rows["height"]["percentile"] == 83.0
+    assert rows["height"]["unit_key"] == "cm"
+    assert json.loads(rows["height"]["distribution_json"]) == [1, 2, 3]
+    assert rows["t2d"]["risk"] == "not_high_risk"
+    assert rows["t2d"]["distribution_json"] is None
+    assert result.quarantine.column("reason").to_pylist() == ["malformed_trait_scores"]
+
+
+def test_ancestry_flattens_plain_mappings_and_keeps_json(key: bytes, observed_at: datetime) -> None:
+    plain = {
+        "ancestry": {"value": {"Northwestern European": 0.7, "Southern European": 0.3}},
+        "metadata": {"value": {"reference": "v3", "email": "x@example.com"}},
+    }
+    nested = {
+        "ancestry": {"value": {"populations": [{"id": "NWE", "fraction": 1.0}]}},
+        "metadata": {"value": None},
+    }
+    result = transform_gencove_ancestry(
+        {SAMPLE: plain, "s-2": nested, "s-3": []}, key=key, observed_at=observed_at
+    )
+    _assert_schemas(result)
+    rows = result.table("ancestry").to_pylist()
+    assert {(r["kit_id"], r["population"], r["fraction"]) for r in rows} == {
+        (SAMPLE, "Northwestern European", 0.7),
+        (SAMPLE, "Southern European", 0.3),
+    }
+    reports = {r["kit_id"]: r for r in result.table("ancestry_reports").to_pylist()}
+    assert json.loads(reports["s-2"]["ancestry_json"]) == nested["ancestry"]["value"]
+    assert json.loads(reports[SAMPLE]["metadata_json"]) == {"reference": "v3"}
+    assert result.quarantine.column("entity_id").to_pylist() == ["s-3"]

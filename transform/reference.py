@@ -1,4 +1,4 @@
-"""Reference tables transform knows by heart: the status map and the stages, for funnels and status lookups."""
+"""Reference tables transform knows by heart: the status map and the stages, for funnels and lookups."""
 
 from __future__ import annotations
 

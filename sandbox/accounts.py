@@ -1,7 +1,7 @@
 """The sandbox's documented partner accounts: fixed values, independent of the world's seed.
 
-Ours is the account kitsync's settings default to; the "other" accounts own kits and projects that exist but do
-not belong to us, so 403 "not your kit" and foreign projects are real cases.
+Ours is the account kitsync's settings default to; the "other" accounts own kits and projects that exist but
+do not belong to us, so 403 "not your kit" and foreign projects are real cases.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Everything carries its full timeline (past and future relative to the virtual clock); what an API shows is the
 part of it at or before `clock.now()`. That makes the world deterministic from its seed while the clock moves.
-Generation lives in `sandbox/world.py`; the HTTP faces in `sandbox/biomesight_api.py` and `sandbox/gencove_api.py`.
+Generation lives in `sandbox/world.py`; the HTTP faces in `sandbox/biomesight_api.py` and
+`sandbox/gencove_api.py`.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class GencoveFile:
 
 @dataclass
 class GencoveSample:
-    """A Gencove sample (one kit order = one sample) in a project of an organisation (`account`: its API key)."""
+    """A Gencove sample (one kit order = one sample) in a project of an organisation (`account`: API key)."""
 
     sample_id: str
     project_id: str

@@ -1,0 +1,541 @@
+"""The sandbox's deterministic world: generated from (seed, kits, start), then changed only by the APIs.
+
+Everything random comes from `random.Random` instances seeded from the world's seed (string seeds, which
+Python hashes with SHA-512: no PYTHONHASHSEED dependence) and ids from uuid5, never from the wall clock.
+
+Visibility is the HTTP side's job: a kit counts as registered at `t` only if `registered_at <= t` (generated
+kits may be registered in the virtual future), results only from `results_ready_at`, the PDF only from
+`pdf_ready_at`, Gencove deliverables only once the sample's final status is visible.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sandbox.accounts import (
+    BIOMESIGHT_CLIENT_ID,
+    GENCOVE_API_KEY,
+    GENCOVE_PROJECT_IDS,
+    OTHER_BIOMESIGHT_CLIENT_ID,
+    OTHER_GENCOVE_API_KEY,
+    OTHER_GENCOVE_PROJECT_IDS,
+)
+from sandbox.customers import make_customer
+from sandbox.export import export_csv, platform_export
+from sandbox.gencove_results import DeliverableRecipe
+from sandbox.generated import GeneratedKit, GeneratedSample
+from sandbox.lifecycles import KitLifecycle, kit_lifecycle, order_fulfilment, sample_lifecycle
+from sandbox.model import BM_FREQUENCIES, Clock, Customer, GencoveSample, Kit, Order, OrderItem, World
+from sandbox.results import ResultRecipe
+from sandbox.taxonomy import Cohort
+
+__all__ = [
+    "DEFAULT_START",
+    "export_csv",
+    "generate_world",
+    "kit_issued_at",
+    "order_sample_kit",
+    "place_order",
+    "platform_export",
+    "register_kit",
+]
+
+DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
+HISTORY_DAYS = 182  # orders and samples spread over about six months before the clock starts
+SAMPLE_NAMESPACE = uuid.UUID("7b0e4a52-1c3d-4e8f-9a6b-5c4d3e2f1a09")
+PRODUCT_SKU = "BMS-GUT-001"
+PRODUCT_NAME = "Biomesight Gut Microbiome Test"
+_KIT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # printed on tubes: no 0/O or 1/I to misread
+FREEZE_FROM = 50_000  # kits + samples from which generate_world freezes the world out of GC scans
+_FIRST_SALE_ID = 1000
+_FIRST_SAMPLE_ID = 300
+# Bristol stool scale shares, and bowel-movement frequencies that go with slow, normal and fast transit.
+_BRISTOL_WEIGHTS = (5, 10, 20, 35, 15, 10, 5)
+_BM_BY_TRANSIT = {
+    "slow": ("Every 2 to 3 days", "Every 4 to 5 days", "About once a week", "Once daily"),
+    "normal": ("Once daily", "Once daily", "Twice daily", "Every 2 to 3 days"),
+    "fast": ("3 or more times per day", "After every meal", "Twice daily", "Once daily"),
+}
+
+
+def _rng(world_seed: int, *parts: object) -> random.Random:
+    return random.Random(":".join(str(p) for p in (world_seed, *parts)))
+
+
+def _new_kit_id(rng: random.Random, world: World) -> str:
+    while True:
+        kit_id = "BS1-" + "".join(rng.choice(_KIT_ALPHABET) for _ in range(5))
+        if kit_id not in world.kits:
+            return kit_id
+
+
+def _history_moment(rng: random.Random, start: datetime) -> datetime:
+    """A moment in the six months before `start`, denser towards `start` (the business grows)."""
+    fraction = rng.random() if rng.random() < 0.5 else rng.random() ** 0.5
+    days_before = HISTORY_DAYS * (1 - fraction)
+    moment = start - timedelta(days=days_before)
+    return moment.replace(microsecond=0)
+
+
+def _pick_pipeline(rng: random.Random) -> int:
+    """Most kits run through the current Greengenes pipeline (3); about 10% through older ones (1, 2)."""
+    roll = rng.random()
+    return 1 if roll < 0.05 else 2 if roll < 0.10 else 3
+
+
+def _cohort_answers(rng: random.Random) -> tuple[int | None, str | None]:
+    """A customer's bristol scale and bowel-movement frequency at registration (either may be skipped)."""
+    bristol = rng.choices(range(1, 8), weights=_BRISTOL_WEIGHTS)[0]
+    transit = "slow" if bristol <= 2 else "fast" if bristol >= 6 else "normal"
+    frequency = rng.choice(_BM_BY_TRANSIT[transit]) if rng.random() < 0.9 else None
+    return (bristol if rng.random() < 0.92 else None), frequency
+
+
+@dataclass
+class _Pending:
+    """A kit with results, waiting for its sample id (assigned in order of results)."""
+
+    kit: GeneratedKit
+    seed: int
+    pipeline_id: int
+    cohort: Cohort
+
+
+@dataclass
+class _BiomesightBuilder:
+    """The generated world's Biomesight side: orders in purchase order, kits and their lives."""
+
+    world: World
+    rng: random.Random
+    customers_by_account: dict[str, list[Customer]] = field(default_factory=dict)
+    customer_numbers: dict[str, int] = field(default_factory=dict)
+    pending_results: list[_Pending] = field(default_factory=list)
+
+    def customer_for(self, account: str) -> Customer:
+        known = self.customers_by_account.setdefault(account, [])
+        if known and self.rng.random() < 0.08:  # a returning customer orders again
+            return self.rng.choice(known)
+        number = self.customer_numbers.get(account, 0) + 1
+        self.customer_numbers[account] = number
+        customer_id = f"CUST-{number:06d}" if account == BIOMESIGHT_CLIENT_ID else f"U{number + 40_000:07d}"
+        customer = make_customer(self.rng, customer_id)
+        known.append(customer)
+        self.world.customers[customer_id] = customer
+        return customer
+
+    def build(self, kits: int, start: datetime) -> None:
+        plans: list[tuple[datetime, str, int]] = []
+        budget = kits
+        while budget > 0:
+            quantity = 2 if budget >= 2 and self.rng.random() < 0.04 else 1
+            account = OTHER_BIOMESIGHT_CLIENT_ID if self.rng.random() < 0.05 else BIOMESIGHT_CLIENT_ID
+            plans.append((_history_moment(self.rng, start), account, quantity))
+            budget -= quantity
+        plans.sort(key=lambda plan: plan[0])
+        per_day: dict[tuple[str, date], int] = {}
+        for index, (purchased, account, quantity) in enumerate(plans):
+            day_key = (account, purchased.date())
+            per_day[day_key] = per_day.get(day_key, 0) + 1
+            if account == BIOMESIGHT_CLIENT_ID:
+                order_id = f"ORD-{purchased:%Y%m%d}-{per_day[day_key]:04d}"
+            else:
+                order_id = f"HW-{purchased:%y%m%d}{per_day[day_key]:04d}"
+            self.add_order(order_id, account, _FIRST_SALE_ID + index, purchased, quantity)
+        self.assign_sample_ids()
+
+    def add_order(
+        self, order_id: str, account: str, sale_id: int, purchased: datetime, quantity: int
+    ) -> None:
+        customer = self.customer_for(account)
+        speed = "express" if self.rng.random() < 0.15 else "standard"
+        fulfilment = order_fulfilment(self.rng, purchased, speed)
+        order = Order(
+            order_id=order_id,
+            account=account,
+            sale_id=sale_id,
+            purchase_date=purchased,
+            customer=customer,
+            items=[OrderItem(PRODUCT_SKU, PRODUCT_NAME, quantity)],
+            shipping_speed=speed,
+            destination=_destination_of(customer),
+            timeline=fulfilment.timeline,
+        )
+        self.world.orders[order_id] = order
+        for _ in range(quantity):
+            kit = self.add_kit(order)
+            if fulfilment.delivered_at is not None and self.rng.random() < 0.88:
+                delay = min(120.0, self.rng.lognormvariate(2.2, 0.8))  # days from delivery to sampling
+                self.register(kit, order, fulfilment.delivered_at, delay, depth=0)
+
+    def add_kit(self, order: Order, replaces: str | None = None) -> GeneratedKit:
+        kit = GeneratedKit(
+            kit_id=_new_kit_id(self.rng, self.world), order_id=order.order_id, account=order.account
+        )
+        kit.replaces = replaces
+        self.world.kits[kit.kit_id] = kit
+        order.kit_ids.append(kit.kit_id)
+        return kit
+
+    def register(
+        self, kit: GeneratedKit, order: Order, kit_at: datetime, delay_days: float, depth: int
+    ) -> None:
+        """The customer samples `delay_days` after getting the kit; the platform registers it 0-2 d later."""
+        sampled = kit_at + timedelta(days=delay_days)
+        registered = datetime.combine(sampled.date(), time(7), tzinfo=UTC) + timedelta(
+            seconds=self.rng.randint(0, 2 * 86_400 + 15 * 3600)
+        )
+        registered = max(registered, kit_at + timedelta(hours=1))
+        bristol, frequency = _cohort_answers(self.rng)
+        kit.registered_at = registered
+        kit.sample_date = min(sampled.date(), registered.date())
+        kit.bristol_scale = bristol
+        kit.bm_frequency = frequency
+        life = kit_lifecycle(self.rng, registered)
+        _apply_lifecycle(kit, life)
+        if life.results_ready_at is not None:
+            cohort = Cohort(order.customer.country_code, bristol, frequency)
+            self.pending_results.append(
+                _Pending(kit, self.rng.getrandbits(63), _pick_pipeline(self.rng), cohort)
+            )
+        if life.replacement_at is not None:
+            replacement = self.add_kit(order, replaces=kit.kit_id)
+            if depth < 2 and self.rng.random() < 0.9:
+                self.register(replacement, order, life.replacement_at, self.rng.uniform(7, 25), depth + 1)
+
+    def assign_sample_ids(self) -> None:
+        self.pending_results.sort(key=lambda p: (p.kit.results_ready_at, p.kit.kit_id))
+        for offset, pending in enumerate(self.pending_results):
+            kit = pending.kit
+            assert kit.results_ready_at is not None  # noqa: S101 - only kits with results are pending
+            kit.set_result_recipe(
+                ResultRecipe(
+                    pending.seed,
+                    kit.kit_id,
+                    _FIRST_SAMPLE_ID + offset,
+                    pending.pipeline_id,
+                    kit.results_ready_at,
+                    pending.cohort,
+                )
+            )
+        self.pending_results.clear()
+
+
+def _apply_lifecycle(kit: Kit, life: KitLifecycle) -> None:
+    kit.timeline = life.timeline
+    kit.results_ready_at = life.results_ready_at
+    kit.pdf_ready_at = life.pdf_ready_at
+    kit.failure_reason = life.failure_reason
+
+
+def _destination_of(customer: Customer) -> dict[str, str]:
+    destination = {
+        "name": f"{customer.first_name} {customer.last_name}",
+        "address_line1": customer.address_line1,
+        "city": customer.city,
+        "state": customer.state,
+        "postcode_zip": customer.postcode,
+        "country_code": customer.country_code,
+    }
+    if customer.address_line2:
+        destination["address_line2"] = customer.address_line2
+    return destination
+
+
+def _sample_id(world: World, index: int) -> str:
+    while True:
+        sample_id = str(uuid.uuid5(SAMPLE_NAMESPACE, f"{world.seed}:sample:{index}"))
+        if sample_id not in world.samples:
+            return sample_id
+        index += 1
+
+
+def _add_sample(
+    world: World,
+    rng: random.Random,
+    *,
+    sample_id: str,
+    project_id: str,
+    account: str,
+    created: datetime,
+    client_id: str,
+    customer: Customer,
+    metadata: Any,
+    test_mode: bool = False,
+    hidden: bool = False,
+) -> GencoveSample:
+    life = sample_lifecycle(rng, created, test_mode)
+    recipe = DeliverableRecipe(
+        rng.getrandbits(63),
+        sample_id,
+        project_id,
+        client_id,
+        life.outcome,
+        tuple(life.failed_qc),
+        customer.country_code,
+    )
+    sample = GeneratedSample(
+        sample_id=sample_id,
+        project_id=project_id,
+        account=account,
+        created=created,
+        client_id=client_id,
+        customer=customer,
+        metadata=metadata,
+        timeline=life.timeline,
+        archive_timeline=life.archive_timeline,
+        failed_qc=life.failed_qc,
+        hidden=hidden,
+        deliverables=recipe,
+    )
+    world.samples[sample_id] = sample
+    return sample
+
+
+def _build_gencove(world: World, samples: int, start: datetime, ours_biomesight: list[Customer]) -> None:
+    rng = _rng(world.seed, "gencove")
+    plans = sorted(
+        (_history_moment(rng, start) + timedelta(microseconds=rng.randrange(1_000_000)), rng.random())
+        for _ in range(samples)
+    )
+    next_number = max((int(c.customer_id[5:]) for c in ours_biomesight), default=0) + 1
+    other_number = 1
+    for index, (created, roll) in enumerate(plans):
+        if roll < 0.05:
+            account, project_id = OTHER_GENCOVE_API_KEY, OTHER_GENCOVE_PROJECT_IDS[0]
+            customer = make_customer(rng, f"G{other_number + 70_000:07d}")
+            client_id = f"ext-{other_number + 70_000}"
+            other_number += 1
+        else:
+            account = GENCOVE_API_KEY
+            project_id = GENCOVE_PROJECT_IDS[0] if rng.random() < 0.65 else GENCOVE_PROJECT_IDS[1]
+            if ours_biomesight and rng.random() < 0.25:  # a microbiome customer also buys the DNA test
+                customer = rng.choice(ours_biomesight)
+            else:
+                customer = make_customer(rng, f"CUST-{next_number:06d}")
+                next_number += 1
+            client_id = f"cust_{int(customer.customer_id[5:])}"
+        world.customers.setdefault(customer.customer_id, customer)
+        metadata = {"customer_id": client_id, "order_number": f"GX-{created:%Y}-{index + 1:06d}"}
+        _add_sample(
+            world,
+            rng,
+            sample_id=_sample_id(world, index),
+            project_id=project_id,
+            account=account,
+            created=created,
+            client_id=client_id,
+            customer=customer,
+            metadata=metadata,
+            hidden=rng.random() < 0.01,
+        )
+
+
+@contextmanager
+def _collector_paused(freeze: bool) -> Iterator[None]:
+    """Pause the cyclic GC while building: ~10^6 acyclic objects otherwise trigger costly full passes.
+
+    With `freeze`, the built objects then move to the collector's permanent generation: a big world is
+    long-lived, and scanning it on every later full pass made each served result ~6x slower at 100,000 kits.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        if freeze:
+            gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def generate_world(
+    seed: int = 7, kits: int = 500, gencove_samples: int | None = None, start: datetime = DEFAULT_START
+) -> World:
+    """A world whose history spans ~6 months before `start`, with in-flight kits moving on after it.
+
+    Worlds of `FREEZE_FROM` kits and samples or more are frozen out of the garbage collector's scans
+    (`gc.freeze()`, process-wide): a side effect worth it for the long-lived world of a sandbox server.
+    """
+    if start.tzinfo is None:
+        raise ValueError("the world starts at an aware UTC datetime")
+    start = start.astimezone(UTC)
+    samples = kits if gencove_samples is None else gencove_samples
+    world = World(seed=seed, clock=Clock(start))
+    with _collector_paused(freeze=kits + samples >= FREEZE_FROM):
+        builder = _BiomesightBuilder(world, _rng(seed, "biomesight"))
+        builder.build(kits, start)
+        ours = builder.customers_by_account.get(BIOMESIGHT_CLIENT_ID, [])
+        _build_gencove(world, samples, start, ours)
+    return world
+
+
+# --- what the partner APIs do to the world ------------------------------------------------------------------
+
+
+def _parse_moment(value: object, fallback: datetime) -> datetime:
+    """An ISO 8601 timestamp as aware UTC (naive means UTC, as the partner doc's example is)."""
+    if not isinstance(value, str):
+        return fallback
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return fallback
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def place_order(world: World, account: str, payload: dict[str, Any], at: datetime) -> Order:
+    """Record a validated Biomesight order: customer, unregistered kits, and its fulfilment from `at` on."""
+    user = payload["user"]
+    address = payload["destination_address"]
+    rng = _rng(world.seed, "order", account, payload["order_id"])
+    with world.lock:
+        customer = Customer(
+            customer_id=_text(user["id"]),
+            first_name=_text(user["first_name"]),
+            last_name=_text(user["last_name"]),
+            email=_text(user["email"]),
+            phone=_text(user.get("phone")),
+            address_line1=_text(address["address_line1"]),
+            address_line2=_text(address.get("address_line2")),
+            city=_text(address["city"]),
+            state=_text(address.get("state")),
+            postcode=_text(address["postcode_zip"]),
+            country_code=_text(address["country_code"]),
+        )
+        world.customers[customer.customer_id] = customer
+        items = [
+            OrderItem(
+                _text(item["product_sku"]), _text(item.get("product_name")), int(item.get("quantity") or 1)
+            )
+            for item in payload["items"]
+        ]
+        speed = _text(payload.get("shipping_speed")) or "standard"
+        order = Order(
+            order_id=payload["order_id"],
+            account=account,
+            sale_id=max((o.sale_id for o in world.orders.values()), default=_FIRST_SALE_ID - 1) + 1,
+            purchase_date=_parse_moment(payload.get("purchase_date"), at),
+            customer=customer,
+            items=items,
+            shipping_speed=speed,
+            destination={key: _text(value) for key, value in address.items()},
+            timeline=order_fulfilment(rng, at, speed).timeline,
+        )
+        world.orders[order.order_id] = order
+        for _ in range(sum(item.quantity for item in items)):
+            kit = GeneratedKit(kit_id=_new_kit_id(rng, world), order_id=order.order_id, account=account)
+            world.kits[kit.kit_id] = kit
+            order.kit_ids.append(kit.kit_id)
+        return order
+
+
+def _next_sample_id(world: World) -> int:
+    highest = _FIRST_SAMPLE_ID - 1
+    for kit in world.kits.values():
+        recipe = kit.result_recipe if isinstance(kit, GeneratedKit) else None
+        if recipe is not None:
+            highest = max(highest, recipe.sample_id)
+        elif not isinstance(kit, GeneratedKit) and kit.result is not None:
+            highest = max(highest, kit.result.sample_id)
+    return highest + 1
+
+
+def register_kit(world: World, kit: Kit, payload: dict[str, Any], at: datetime) -> Kit:
+    """Register a kit from a validated body; its lab journey (and result, if any) starts at `at`."""
+    rng = _rng(world.seed, "register", kit.kit_id)
+    with world.lock:
+        order = world.orders[kit.order_id]
+        kit.registered_at = at
+        sample_date = payload["sample_date"]
+        kit.sample_date = sample_date if isinstance(sample_date, date) else date.fromisoformat(sample_date)
+        kit.sample_type = _text(payload.get("sample_type")) or "Gut"
+        bristol = payload.get("bristol_scale")
+        kit.bristol_scale = None if bristol is None else int(bristol)
+        frequency = payload.get("bm_frequency")
+        kit.bm_frequency = frequency if frequency in BM_FREQUENCIES else None
+        life = kit_lifecycle(rng, at)
+        _apply_lifecycle(kit, life)
+        if life.results_ready_at is not None:
+            recipe = ResultRecipe(
+                rng.getrandbits(63),
+                kit.kit_id,
+                _next_sample_id(world),
+                _pick_pipeline(rng),
+                life.results_ready_at,
+                Cohort(order.customer.country_code, kit.bristol_scale, kit.bm_frequency),
+            )
+            if isinstance(kit, GeneratedKit):
+                kit.set_result_recipe(recipe)
+            else:
+                from sandbox.results import build_result
+
+                kit.result = build_result(recipe)
+        if life.replacement_at is not None:
+            # The replacement is issued but, like the original, waits for its own registration call.
+            replacement = GeneratedKit(
+                kit_id=_new_kit_id(rng, world), order_id=order.order_id, account=order.account
+            )
+            replacement.replaces = kit.kit_id
+            world.kits[replacement.kit_id] = replacement
+            order.kit_ids.append(replacement.kit_id)
+        return kit
+
+
+def order_sample_kit(world: World, account: str, payload: dict[str, Any], at: datetime) -> GencoveSample:
+    """Record a validated `POST /sample-kit/`: a new sample whose lifecycle starts at `at`."""
+    with world.lock:
+        sample_id = _sample_id(world, len(world.samples))
+        rng = _rng(world.seed, "sample-kit", sample_id)
+        metadata = payload.get("metadata")
+        metadata = {} if metadata is None else metadata
+        given_id = metadata.get("customer_id") if isinstance(metadata, dict) else None
+        client_id = given_id if isinstance(given_id, str) else ""
+        first, _, last = _text(payload["recipient_address_name"]).strip().rpartition(" ")
+        customer = Customer(
+            customer_id=client_id or f"GC-{sample_id[:8]}",
+            first_name=first or last,
+            last_name=last if first else "",
+            email=_text(payload["recipient_email"]),
+            phone=_text(payload["recipient_phone"]),
+            address_line1=_text(payload["recipient_address_line1"]),
+            address_line2=_text(payload.get("recipient_address_line2")),
+            city=_text(payload["recipient_address_city"]),
+            state=_text(payload["recipient_address_state_region"]),
+            postcode=_text(payload["recipient_address_postal_code"]),
+            country_code=_text(payload["recipient_address_country_code"]),
+        )
+        world.customers.setdefault(customer.customer_id, customer)
+        return _add_sample(
+            world,
+            rng,
+            sample_id=sample_id,
+            project_id=_text(payload["project_id"]),
+            account=account,
+            created=at,
+            client_id=client_id,
+            customer=customer,
+            metadata=metadata,
+            test_mode=bool(payload.get("test_mode", False)),
+        )
+
+
+def kit_issued_at(world: World, kit: Kit) -> datetime:
+    """When a kit came to exist: its order's purchase, or for a replacement the old kit's replacement."""
+    if kit.replaces is not None:
+        replaced = world.kits.get(kit.replaces)
+        if replaced is not None:
+            for change in replaced.timeline:
+                if change.status == "Replacement Kit":
+                    return change.at
+    return world.orders[kit.order_id].purchase_date

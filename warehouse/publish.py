@@ -1,0 +1,136 @@
+"""One writer, many readers: the loader's private DuckDB file, its lock, and the snapshot it publishes.
+
+DuckDB lets one process open a file read-write and then no other process may open it at all, so analysts
+never touch the file the loader writes. The loader works on `.{name}-writer.duckdb` beside the published
+`{name}.duckdb`, and after each committed load publishes a copy: checkpoint, close, copy to a temporary file,
+fsync, rename over the published file. A rename is atomic, so a reader opens either the old snapshot or the
+new one, never a half-written file, and a reader that opened the old file keeps reading it (its inode lives
+on until it closes). The price is one file copy per load that changed something (~1 s per GB).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, restrict_to_owner
+
+_COPY_CHUNK = 16 * 1024 * 1024
+
+
+class WarehouseBusy(TimeoutError):  # noqa: N818 - the name flows and the CLI catch
+    """Another load holds the warehouse lock for longer than this one was willing to wait."""
+
+
+@dataclass(frozen=True)
+class WarehousePaths:
+    """Where a warehouse's files live, all derived from the published file's path."""
+
+    published: Path
+
+    @classmethod
+    def of(cls, db_path: str | os.PathLike[str]) -> WarehousePaths:
+        return cls(Path(db_path).absolute())
+
+    @property
+    def directory(self) -> Path:
+        return self.published.parent
+
+    @property
+    def writer(self) -> Path:
+        return self.directory / f".{self.published.stem}-writer{self.published.suffix}"
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / ".lock"
+
+    @property
+    def marker(self) -> Path:
+        """Size and mtime of the writer file as last published: a load that committed but crashed before
+        publishing leaves them different, so the next load publishes even if it has nothing new to load."""
+        return self.directory / f".{self.published.stem}-published"
+
+
+@contextmanager
+def writer_lock(path: Path, *, timeout: float) -> Iterator[None]:
+    """Hold the warehouse's writer lock (an flock, released by the kernel even if the process dies)."""
+    ensure_private_dir(path.parent)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, OWNER_ONLY_FILE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"another load holds {path}; gave up after {timeout:g} s (loads run one at a time)"
+                    ) from None
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
+
+
+def seed_writer(paths: WarehousePaths) -> None:
+    """Start the writer from the published snapshot when its private file is gone (new machine, cleanup)."""
+    if not paths.writer.exists() and paths.published.exists():
+        _copy_durably(paths.published, paths.writer)
+
+
+def needs_publish(paths: WarehousePaths) -> bool:
+    if not paths.published.exists() or not paths.marker.exists():
+        return True
+    return paths.marker.read_text() != _writer_state(paths)
+
+
+def publish_snapshot(paths: WarehousePaths) -> None:
+    """Atomically replace the published file by a copy of the (closed, checkpointed) writer file."""
+    if Path(f"{paths.writer}.wal").exists():
+        raise RuntimeError(f"{paths.writer} still has a write-ahead log: close the writer before publishing")
+    temporary = paths.directory / f".{paths.published.name}.tmp-{uuid.uuid4().hex}"
+    try:
+        _copy_durably(paths.writer, temporary)
+        # A WAL beside the published name would be replayed into the new file by the next reader: the
+        # published file is read-only by contract, so any WAL there is stale.
+        Path(f"{paths.published}.wal").unlink(missing_ok=True)
+        os.replace(temporary, paths.published)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_dir(paths.directory)
+    descriptor = os.open(paths.marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY_FILE)
+    with os.fdopen(descriptor, "w") as marker:
+        marker.write(_writer_state(paths))
+
+
+def _writer_state(paths: WarehousePaths) -> str:
+    status = paths.writer.stat()
+    return f"{status.st_size} {status.st_mtime_ns}"
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY_FILE)
+    with source.open("rb") as reader, os.fdopen(descriptor, "wb") as writer:
+        shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+        writer.flush()
+        os.fsync(writer.fileno())
+    restrict_to_owner(target)
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

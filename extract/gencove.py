@@ -27,7 +27,7 @@ from extract.http import (
     build_async_client,
     build_client,
 )
-from extract.pagination import MAX_PAGE_SIZE, OffsetPaginator
+from extract.pagination import MAX_PAGE_SIZE, ModifiedCursor, OffsetPaginator
 from extract.responses import json_object
 from extract.retry import Backoff
 
@@ -71,6 +71,15 @@ def project_samples_paginator(
     if status is not None:
         params["status"] = status
     return OffsetPaginator(f"{API}/project-samples/{_segment(project_id)}", params, page_size)
+
+
+def modified_page_call(project_id: str, cursor: ModifiedCursor) -> Call[list[dict[str, Any]]]:
+    """The next keyset page of a project's samples (offset 0, sorted by modified ascending)."""
+    paginator = project_samples_paginator(
+        project_id, modified_after=cursor.since(), page_size=cursor.page_size
+    )
+    url, params = paginator.next_request()
+    return Call("GET", url, lambda response: cursor.update(paginator.update(response)), params=params)
 
 
 def sample_call(sample_id: str) -> Call[dict[str, Any]]:
@@ -186,6 +195,14 @@ class GencoveClient(SyncPartnerClient):
         ):
             yield from page
 
+    def iter_changed_sample_pages(
+        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
+        cursor = ModifiedCursor(modified_after, page_size)
+        while not cursor.done:
+            yield self._run(modified_page_call(project_id, cursor))
+
     def get_sample(self, sample_id: str) -> dict[str, Any]:
         return self._run(sample_call(sample_id))
 
@@ -292,6 +309,14 @@ class AsyncGencoveClient(AsyncPartnerClient):
         async for page in pages:
             for item in page:
                 yield item
+
+    async def iter_changed_sample_pages(
+        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
+        cursor = ModifiedCursor(modified_after, page_size)
+        while not cursor.done:
+            yield await self._run(modified_page_call(project_id, cursor))
 
     async def get_sample(self, sample_id: str) -> dict[str, Any]:
         return await self._run(sample_call(sample_id))

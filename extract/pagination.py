@@ -8,11 +8,12 @@ before, one that does not move the offset forward, or one pointing at another ho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from extract.errors import PaginationLoop
+from extract.errors import MalformedResponse, PaginationLoop
 from extract.redaction import redact_url
 from extract.responses import json_payload, malformed
 
@@ -113,3 +114,58 @@ class OffsetPaginator:
             raise PaginationLoop(f"an empty page still links to {redact_url(following)}", endpoint=endpoint)
         self._seen.add(key)
         self.next_url = key
+
+
+@dataclass
+class ModifiedCursor:
+    """Keyset listing of a project's samples by `modified`: each page starts where the last one ended.
+
+    Offset paging over a list that changes while it is read skips items: a sample modified mid-listing jumps
+    to the end and every later sample shifts one place towards pages already read. Restarting each page at
+    the newest `modified` seen (offset 0) cannot skip anything: a sample that changes meanwhile only moves
+    further ahead, where a later page finds it. The filter is asked for one microsecond before the boundary,
+    so whether the partner's `modified_after` is inclusive or not, samples sharing the boundary instant come
+    back and the ids already yielded at that instant are dropped.
+    """
+
+    modified_after: datetime | None = None
+    page_size: int = MAX_PAGE_SIZE
+    done: bool = False
+    _boundary_ids: set[str] = field(default_factory=set)
+    _boundary: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self._boundary = self.modified_after
+
+    def since(self) -> datetime | None:
+        """The `modified_after` filter of the next request."""
+        return None if self._boundary is None else self._boundary - timedelta(microseconds=1)
+
+    def update(self, items: list[Any]) -> list[dict[str, Any]]:
+        """Take one fetched page (sorted by modified, ascending); return the items not yielded before."""
+        fresh = [
+            item for item in items if isinstance(item, dict) and item.get("id") not in self._boundary_ids
+        ]
+        if len(items) < self.page_size:
+            self.done = True
+            return fresh
+        last = _modified_of(items[-1])
+        if last is None:
+            raise MalformedResponse("project-samples item without a valid `modified` timestamp")
+        if self._boundary is not None and last <= self._boundary and not fresh:
+            # a full page at one instant that we have all seen: keyset paging cannot advance past it
+            raise PaginationLoop(f"more than {self.page_size} samples share modified={last.isoformat()}")
+        at_last = {
+            str(item.get("id")) for item in items if isinstance(item, dict) and _modified_of(item) == last
+        }
+        self._boundary_ids = at_last | (self._boundary_ids if last == self._boundary else set())
+        self._boundary = last
+        return fresh
+
+
+def _modified_of(item: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(item["modified"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

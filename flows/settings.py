@@ -30,7 +30,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./data"), description="Where the lake, raw landing and DuckDB file live.")
     biomesight_base_url: str = Field(SANDBOX_URL, description="Biomesight host root (paths add /api/v1).")
-    biomesight_client_id: str = Field(SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id.")
+    biomesight_client_id: str = Field(
+        SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id."
+    )
     biomesight_client_secret: SecretStr = Field(
         SecretStr(SANDBOX_BIOMESIGHT_CLIENT_SECRET), description="Biomesight OAuth2 client secret."
     )
@@ -47,6 +49,24 @@ class Settings(BaseSettings):
     concurrency: int = Field(16, ge=1, description="HTTP requests in flight per client.")
     http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP request times out.")
     max_retries: int = Field(5, ge=0, description="Retries of a retriable HTTP failure before giving up.")
+    retry_base_delay: float = Field(
+        0.5, ge=0, description="First retry's backoff in seconds (then doubling)."
+    )
+    retry_max_delay: float = Field(30.0, ge=0, description="Longest backoff between two retries, in seconds.")
+    use_aiohttp: bool = Field(
+        True, description="Async clients on httpx-aiohttp's transport (~4x on loopback)."
+    )
+    gencove_cursor_overlap_minutes: int = Field(
+        60, ge=0, description="How far before the newest `modified` seen each Gencove listing starts again."
+    )
+    biomesight_webhook_token: SecretStr = Field(
+        SecretStr("sandbox-biomesight-webhook-token"),
+        description="Bearer token Biomesight must present on its webhook pushes.",
+    )
+    gencove_webhook_secret: SecretStr = Field(
+        SecretStr("sandbox-gencove-webhook-secret"),
+        description="Secret Gencove signs its webhook pushes with.",
+    )
 
     @field_validator("gencove_project_ids", mode="before")
     @classmethod

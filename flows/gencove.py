@@ -1,0 +1,196 @@
+"""The Gencove sync: list each project's samples changed since the last run, fetch results of final ones.
+
+Discovery is automatic (Gencove lists a project's samples); each run resumes from the newest `modified` the
+warehouse holds minus an overlap, and pages by keyset so samples changing mid-listing are never skipped.
+Samples that reached a final status and whose details are not loaded get their details, status history,
+QC, trait scores and ancestry fetched, a batch of samples per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from extract.gencove import AsyncGencoveClient
+from flows.outcomes import record_failure
+from flows.runs import RunRecorder, chunks, is_change
+from flows.runtime import async_gencove_client, data_paths, pseudonym_key
+from flows.settings import Settings
+from flows.tally import RunTally
+from flows.webhooks import consume_gencove_events, pending_gencove_samples
+from transform import (
+    concat_results,
+    is_final,
+    transform_gencove_ancestry,
+    transform_gencove_project_samples,
+    transform_gencove_quality_controls,
+    transform_gencove_sample_statuses,
+    transform_gencove_samples,
+    transform_gencove_trait_scores,
+)
+from transform.failures import FetchFailure, transform_fetch_failures
+from transform.result import TransformResult
+from warehouse.batches import write_tables
+from warehouse.state import GencovePlan, KnownStatus, gencove_plan
+
+PROVIDER = "gencove"
+SUCCEEDED = "succeeded"
+
+
+def _land(result: TransformResult, settings: Settings, tally: RunTally) -> None:
+    written = write_tables(data_paths(settings).lake, result.tables, ingest_date=datetime.now(UTC).date())
+    tally.count_result(result, written)
+
+
+def _status_of(item: dict[str, Any]) -> tuple[object, object]:
+    last = item.get("last_status")
+    return (last.get("status"), last.get("created")) if isinstance(last, dict) else (None, None)
+
+
+@task(name="gencove-list-project", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def list_project(
+    settings: Settings, project_id: str, modified_after: datetime | None, known: dict[str, KnownStatus]
+) -> tuple[RunTally, dict[str, str]]:
+    """Page one project's changed samples into the lake; return the tally and the samples now final."""
+    tally = RunTally()
+    final: dict[str, str] = {}
+    key = pseudonym_key(settings)
+    async with async_gencove_client(settings) as client:
+        try:
+            async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
+                result = transform_gencove_project_samples(
+                    page, project_id=project_id, key=key, observed_at=datetime.now(UTC)
+                )
+                _land(result, settings, tally)
+                tally.kits_polled += len(page)
+                for item in page:
+                    status, created = _status_of(item)
+                    sample_id = str(item.get("id"))
+                    tally.status_changes += is_change(known.get(sample_id), status, created)
+                    if isinstance(status, str) and is_final(PROVIDER, status):
+                        final[sample_id] = project_id
+        except Exception as error:
+            failure = record_failure(
+                error,
+                provider=PROVIDER,
+                entity="project",
+                entity_id=project_id,
+                endpoint="project-samples",
+                tally=tally,
+            )
+            if failure is not None:
+                _land(transform_fetch_failures([failure], observed_at=datetime.now(UTC)), settings, tally)
+    return tally, final
+
+
+async def _sample_results(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
+    """Everything kitsync keeps about one final sample; results only for succeeded ones."""
+    sample = await client.get_sample(sample_id)
+    metadata, statuses = await asyncio.gather(
+        client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
+    )
+    fetched: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses}
+    status, _ = _status_of(sample)
+    if status == SUCCEEDED:
+        fetched["qc"], fetched["traits"], fetched["ancestry"] = await asyncio.gather(
+            client.get_quality_controls(sample_id),
+            _collect(client.iter_trait_scores(sample_id)),
+            client.get_ancestry(sample_id),
+        )
+    return fetched
+
+
+async def _collect(items: Any) -> list[Any]:
+    return [item async for item in items]
+
+
+@task(name="gencove-details-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def details_batch(settings: Settings, sample_ids: list[str]) -> RunTally:
+    """Fetch details and results for a batch of final samples and land them as one file per table."""
+    tally = RunTally()
+    failures: list[FetchFailure] = []
+    async with async_gencove_client(settings) as client:
+        answers = await asyncio.gather(
+            *(_sample_results(client, sample_id) for sample_id in sample_ids), return_exceptions=True
+        )
+    fetched: dict[str, dict[str, Any]] = {}
+    for sample_id, answer in zip(sample_ids, answers, strict=True):
+        if isinstance(answer, BaseException):
+            failure = record_failure(
+                answer, provider=PROVIDER, entity="kit", entity_id=sample_id, endpoint="sample", tally=tally
+            )
+            if failure is not None:
+                failures.append(failure)
+        else:
+            fetched[sample_id] = answer
+    observed_at = datetime.now(UTC)
+    key = pseudonym_key(settings)
+
+    def part(name: str) -> dict[str, Any]:
+        return {sample_id: parts[name] for sample_id, parts in fetched.items() if name in parts}
+
+    result = concat_results(
+        (
+            transform_gencove_samples(
+                [parts["sample"] for parts in fetched.values()],
+                key=key,
+                observed_at=observed_at,
+                metadata_by_sample=part("metadata"),
+            ),
+            transform_gencove_sample_statuses(part("statuses"), observed_at=observed_at),
+            transform_gencove_quality_controls(part("qc"), observed_at=observed_at),
+            transform_gencove_trait_scores(part("traits"), observed_at=observed_at),
+            transform_gencove_ancestry(part("ancestry"), key=key, observed_at=observed_at),
+            transform_fetch_failures(failures, observed_at=observed_at),
+        )
+    )
+    tally.results_fetched += len(fetched)
+    _land(result, settings, tally)
+    return tally
+
+
+async def run_gencove_sync(
+    settings: Settings,
+    plan: GencovePlan,
+    *,
+    project_ids: list[str],
+    extra_samples: dict[str, str] | None = None,
+    list_projects: bool = True,
+) -> RunTally:
+    """List every project from its cursor, then fetch details of every final sample not fetched yet."""
+    tally = RunTally()
+    wanted: dict[str, str] = dict(plan.samples_missing_details)
+    overlap = timedelta(minutes=settings.gencove_cursor_overlap_minutes)
+    if list_projects:
+        for project_id in project_ids:
+            cursor = plan.cursors.get(project_id)
+            listed, final = await list_project(
+                settings, project_id, None if cursor is None else cursor - overlap, plan.known
+            )
+            tally += listed
+            wanted.update({s: p for s, p in final.items() if s not in plan.details_fetched})
+    wanted.update(extra_samples or {})
+    for batch in chunks(sorted(wanted), settings.batch_size):
+        tally += await details_batch(settings, batch)
+    return tally
+
+
+@flow(name="sync-gencove", log_prints=True)
+async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) -> dict[str, Any]:
+    """Hourly Gencove sync of the configured projects (or `project_ids`)."""
+    settings = Settings()
+    projects = project_ids or list(settings.gencove_project_ids)
+    parameters = {"project_ids": projects, "load": load}
+    async with RunRecorder(settings, flow="sync-gencove", provider=PROVIDER, parameters=parameters) as run:
+        run.final_load = load
+        pushed, event_ids = pending_gencove_samples(settings)
+        await run.load_warehouse()
+        plan = gencove_plan(data_paths(settings).warehouse, projects)
+        pushed = {s: p for s, p in pushed.items() if s not in plan.details_fetched}
+        run.tally += await run_gencove_sync(settings, plan, project_ids=projects, extra_samples=pushed)
+        consume_gencove_events(settings, event_ids)
+    return run.summary

@@ -1,0 +1,168 @@
+"""One run's bookkeeping: its sync_runs row, its warehouse loads and the summary artifact people read.
+
+Every flow wraps its work in a `RunRecorder`: whatever happens inside, the run ends with a sync_runs row
+(completed or failed), a final load, and a Prefect markdown + table artifact with the run's counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from flows.runtime import data_paths
+from flows.settings import Settings
+from flows.tally import RunTally
+from transform import lifecycle_stages_table, status_map_table, transform_sync_run
+from warehouse.batches import write_tables
+from warehouse.load import LoadReport, load
+from warehouse.state import KnownStatus
+
+T = TypeVar("T")
+logger = logging.getLogger("kitsync.flows")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """Consecutive slices of at most `size` items: the unit of work of one task."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def is_change(previous: KnownStatus | None, status: object, date: object) -> bool:
+    """Whether a polled (status, date) differs from the latest the warehouse held: a status change."""
+    if previous is None:
+        return True
+    if previous.partner_status != status or not isinstance(date, str):
+        return previous.partner_status != status
+    try:
+        return datetime.fromisoformat(date) != previous.partner_date
+    except ValueError:
+        return True
+
+
+def _flow_run_id() -> str:
+    """Prefect's id for the current flow run, or a fresh one outside Prefect (e.g. a plain function call)."""
+    try:
+        from prefect.runtime import flow_run
+
+        run_id = flow_run.id
+    except Exception:
+        run_id = None
+    return str(run_id) if run_id else str(uuid.uuid4())
+
+
+class RunRecorder:
+    """Async context manager around one flow run; see the module docstring."""
+
+    def __init__(self, settings: Settings, *, flow: str, provider: str, parameters: dict[str, Any]) -> None:
+        self.settings = settings
+        self.flow = flow
+        self.provider = provider
+        self.parameters = parameters
+        self.tally = RunTally()
+        self.run_id = _flow_run_id()
+        self.started_at = datetime.now(UTC)
+        self.loads: list[LoadReport] = []
+        self.summary: dict[str, Any] = {}
+        self._clock = time.monotonic()
+        self.final_load = True
+
+    async def __aenter__(self) -> Self:
+        # The reference tables (status map, stages) ride along with every run, so views never lack them.
+        observed_at = datetime.now(UTC)
+        write_tables(
+            data_paths(self.settings).lake,
+            {
+                "status_map": status_map_table(observed_at),
+                "lifecycle_stages": lifecycle_stages_table(observed_at),
+            },
+            ingest_date=observed_at.date(),
+        )
+        return self
+
+    async def load_warehouse(self) -> LoadReport:
+        """Load every lake file not loaded yet (waits for another run's load to finish first)."""
+        paths = data_paths(self.settings)
+        report = await asyncio.to_thread(load, paths.lake, paths.warehouse)
+        self.loads.append(report)
+        return report
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        state = "completed" if exc is None else "failed"
+        finished_at = datetime.now(UTC)
+        counts = self.tally.as_dict()
+        counts["seconds"] = round(time.monotonic() - self._clock, 3)
+        if exc is not None:
+            counts["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        row = transform_sync_run(
+            {
+                "run_id": self.run_id,
+                "flow": self.flow,
+                "provider": self.provider,
+                "started_at": self.started_at,
+                "finished_at": finished_at,
+                "state": state,
+                "counts": counts,
+                "parameters": self.parameters,
+            },
+            observed_at=finished_at,
+        )
+        write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
+        if exc is None and self.final_load:
+            await self.load_warehouse()
+        self.summary = {"run_id": self.run_id, "flow": self.flow, "state": state, **counts}
+        self.summary["warehouse"] = str(data_paths(self.settings).warehouse)
+        await publish_summary(self.flow, self.summary)
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# {summary['flow']} — {summary['state']}", "", "| measure | value |", "|---|---|"]
+    for key in (
+        "orders_polled",
+        "kits_polled",
+        "status_changes",
+        "results_fetched",
+        "requests_failed",
+        "seconds",
+    ):
+        lines.append(f"| {key.replace('_', ' ')} | {summary.get(key, 0)} |")
+    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred"):
+        values = summary.get(section) or {}
+        lines += ["", f"## {section.replace('_', ' ')}", ""]
+        if not values:
+            lines.append("none")
+        else:
+            lines += ["| what | count |", "|---|---|"]
+            lines += [f"| {name} | {n} |" for name, n in values.items()]
+    if "error" in summary:
+        lines += ["", "## error", "", f"`{summary['error']}`"]
+    lines += ["", f"Warehouse: `{summary['warehouse']}`"]
+    return "\n".join(lines)
+
+
+async def publish_summary(flow: str, summary: dict[str, Any]) -> None:
+    """A markdown and a table artifact when running under Prefect; a log line either way."""
+    logger.info("%s summary: %s", flow, json.dumps(summary, default=str))
+    try:
+        from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is None:
+            return
+        key = flow.replace("_", "-")
+        await acreate_markdown_artifact(
+            markdown=_markdown(summary), key=f"{key}-summary", description="run summary"
+        )
+        rows = [{"table": name, "rows": n} for name, n in summary.get("rows_written", {}).items()]
+        if rows:
+            await acreate_table_artifact(table=rows, key=f"{key}-rows", description="rows written per table")
+    except ImportError:  # pragma: no cover - prefect is a hard dependency; kept for library use
+        return

@@ -1,0 +1,83 @@
+"""Wiring from settings to working parts: paths, the pseudonym key and partner clients, built at run time.
+
+Flows call these inside a run (never at import time), so a deployment picks up its environment when it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from extract.biomesight import AsyncBiomesightClient, BiomesightClient
+from extract.gencove import AsyncGencoveClient, GencoveClient
+from flows.settings import Settings
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where kitsync keeps its files under the data directory."""
+
+    data_dir: Path
+
+    @property
+    def lake(self) -> Path:
+        return self.data_dir
+
+    @property
+    def warehouse(self) -> Path:
+        """The published, analyst-facing DuckDB file."""
+        return self.data_dir / "warehouse" / "kitsync.duckdb"
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir
+
+
+def data_paths(settings: Settings) -> DataPaths:
+    return DataPaths(settings.data_dir.absolute())
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    return settings.pseudonym_key.get_secret_value().encode()
+
+
+def biomesight_client(settings: Settings) -> BiomesightClient:
+    return BiomesightClient(
+        settings.biomesight_base_url,
+        settings.biomesight_client_id,
+        settings.biomesight_client_secret.get_secret_value(),
+        timeout=settings.http_timeout,
+        max_retries=settings.max_retries,
+    )
+
+
+def async_biomesight_client(settings: Settings) -> AsyncBiomesightClient:
+    return AsyncBiomesightClient(
+        settings.biomesight_base_url,
+        settings.biomesight_client_id,
+        settings.biomesight_client_secret.get_secret_value(),
+        timeout=settings.http_timeout,
+        max_retries=settings.max_retries,
+        max_concurrency=settings.concurrency,
+        use_aiohttp=settings.use_aiohttp,
+    )
+
+
+def gencove_client(settings: Settings) -> GencoveClient:
+    return GencoveClient(
+        settings.gencove_base_url,
+        settings.gencove_api_key.get_secret_value(),
+        timeout=settings.http_timeout,
+        max_retries=settings.max_retries,
+    )
+
+
+def async_gencove_client(settings: Settings) -> AsyncGencoveClient:
+    return AsyncGencoveClient(
+        settings.gencove_base_url,
+        settings.gencove_api_key.get_secret_value(),
+        timeout=settings.http_timeout,
+        max_retries=settings.max_retries,
+        max_concurrency=settings.concurrency,
+        use_aiohttp=settings.use_aiohttp,
+    )

@@ -1,0 +1,57 @@
+"""Reading the platform's order/kit export (CSV or parquet) in batches, as plain string rows.
+
+The export holds customer PII; it is read here only to be pseudonymized by transform/ before anything is
+written. Nothing of it is kept as it was read.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+class ExportFormatError(ValueError):
+    """The file is not a CSV or parquet export kitsync can read."""
+
+
+def read_export(path: str | os.PathLike[str], *, batch_size: int = 5_000) -> Iterator[list[dict[str, str]]]:
+    """Yield the export's rows in batches; values are strings ("" for missing), whatever the file format."""
+    file = Path(path)
+    if not file.is_file():
+        raise ExportFormatError(f"{file}: no such file")
+    if file.suffix.lower() == ".parquet":
+        yield from _parquet_batches(file, batch_size)
+    elif file.suffix.lower() in {".csv", ".txt"}:
+        yield from _csv_batches(file, batch_size)
+    else:
+        raise ExportFormatError(
+            f"{file}: expected a .csv or .parquet export, not {file.suffix or 'no extension'}"
+        )
+
+
+def _csv_batches(file: Path, batch_size: int) -> Iterator[list[dict[str, str]]]:
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames:
+            raise ExportFormatError(f"{file}: the CSV has no header row")
+        batch: list[dict[str, str]] = []
+        for row in reader:
+            batch.append({key: (value or "").strip() for key, value in row.items() if key is not None})
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _parquet_batches(file: Path, batch_size: int) -> Iterator[list[dict[str, str]]]:
+    parquet = pq.ParquetFile(file)
+    for record_batch in parquet.iter_batches(batch_size=batch_size):
+        yield [
+            {key: "" if value is None else str(value) for key, value in row.items()}
+            for row in record_batch.to_pylist()
+        ]

@@ -1,0 +1,255 @@
+"""The durable landing store for partner webhook events: one fsynced JSON file per event, deduplicated on id.
+
+Layout under `{root}/landing/webhooks/{provider}/`:
+- `tmp/`: files being written; a crash leaves them here, never half-written under a real name.
+- `ids/{event_id}`: the dedupe index. It is a hard link to the event's file, made with `os.link` (which fails
+  if the name exists), so claiming an id and making its content durable are one atomic step: an id is never
+  claimed without its content, and two concurrent deliveries of one event land it exactly once.
+- `{received-date}/{event_id}.json`: landed and not yet consumed (what `pending` yields).
+- `consumed/{received-date}/{event_id}.json`: handed to a sync that marked them consumed.
+
+The receiver answers 2xx only after `land` returned, so whatever the store lost in a crash was never
+acknowledged and the partner delivers it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+# Ids and provider names become file names: a strict alphabet keeps a hostile id from walking the tree.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class LandableEvent(Protocol):
+    """What `land` needs of an event: extract's `LandedEvent` fits (warehouse must not import extract)."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LandedEventRecord:
+    """An event as read back from the store; `path` is where its file lies now."""
+
+    provider: str
+    event_id: str
+    kind: str
+    received_at: datetime
+    body: dict[str, Any]
+    path: Path
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether `name` can be a provider or event id in the store (receivers reject the others up front)."""
+    return bool(_SAFE_NAME.match(name))
+
+
+class WebhookLanding:
+    """Lands webhook events durably and hands them to the next sync at least once."""
+
+    def __init__(self, root: Path, *, stale_after: float = 300.0) -> None:
+        # `stale_after`: how old a leftover tmp file must be before `pending` treats it as a crash's remains
+        # rather than a landing in progress in another thread or process.
+        self.root = Path(root)
+        self.base = self.root / "landing" / "webhooks"
+        self.stale_after = stale_after
+
+    # --- landing ------------------------------------------------------------------------------------------
+
+    def land(self, event: LandableEvent) -> bool:
+        """Write `event` durably; False if this provider already landed its id (nothing is written then).
+
+        Raises (OSError, ValueError) when it could not land: the receiver then answers 503 and nothing is
+        claimed, so the partner's retry can land it.
+        """
+        provider, event_id = _checked(event.provider), _checked(event.event_id)
+        if event.received_at.tzinfo is None:
+            raise ValueError("received_at must be an aware UTC datetime")
+        received_at = event.received_at.astimezone(UTC)
+        document = {
+            "provider": provider,
+            "event_id": event_id,
+            "kind": event.kind,
+            "received_at": received_at.isoformat(),
+            "body": event.body,
+        }
+        content = json.dumps(document, ensure_ascii=False, allow_nan=False, sort_keys=True).encode()
+        marker = self._ids(provider) / event_id
+        if marker.exists():
+            return False
+        tmp = self._dir(provider, "tmp") / f"{event_id}.{uuid.uuid4().hex}.tmp"
+        try:
+            _write_synced(tmp, content)
+            os.link(tmp, marker)  # the claim: atomic, and only ever of complete, fsynced content
+        except FileExistsError:
+            tmp.unlink()
+            return False
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        # Claimed. If the claim's directory entry cannot be made durable, raise (503, the partner retries and
+        # finds a duplicate); the linked tmp file stays for `pending` to file by date either way.
+        _fsync_dir(marker.parent)
+        try:
+            self._publish(tmp, provider, event_id, received_at)
+        except OSError:
+            log.warning("landed %s event %s but could not file it by date yet", provider, event_id)
+        return True
+
+    def _publish(self, tmp: Path, provider: str, event_id: str, received_at: datetime) -> None:
+        dated = self._dir(provider, received_at.date().isoformat())
+        os.replace(tmp, dated / f"{event_id}.json")
+        _fsync_dir(dated)
+        _fsync_dir(tmp.parent)
+
+    # --- consuming ----------------------------------------------------------------------------------------
+
+    def pending(self, provider: str) -> Iterator[LandedEventRecord]:
+        """Landed events not yet marked consumed, oldest received first."""
+        provider_dir = self.base / _checked(provider)
+        if not provider_dir.is_dir():
+            return
+        self._recover(provider)
+        files = [
+            path
+            for day in provider_dir.iterdir()
+            if day.is_dir() and _DATE_DIR.match(day.name)
+            for path in day.glob("*.json")
+        ]
+        records = []
+        for path in files:
+            try:
+                records.append((path.stat().st_mtime_ns, _read_record(path)))
+            except FileNotFoundError:  # consumed by a concurrent sync between listing and reading
+                continue
+        records.sort(key=lambda pair: (pair[1].received_at, pair[0], pair[1].event_id))
+        for _, record in records:
+            yield record
+
+    def mark_consumed(self, provider: str, event_ids: Iterable[str]) -> int:
+        """Move these events out of `pending`; unknown or already consumed ids are skipped. Returns moved."""
+        provider = _checked(provider)
+        moved = 0
+        touched: set[Path] = set()
+        for event_id in event_ids:
+            marker = self._ids(provider) / _checked(event_id)
+            try:
+                record = _read_record(marker)
+            except FileNotFoundError:
+                continue
+            day = record.received_at.date().isoformat()
+            source = self.base / provider / day / f"{event_id}.json"
+            target_dir = self._dir(provider, "consumed", day)
+            try:
+                os.replace(source, target_dir / source.name)
+            except FileNotFoundError:
+                continue
+            touched.update({source.parent, target_dir})
+            moved += 1
+        for directory in touched:
+            _fsync_dir(directory)
+        return moved
+
+    def is_landed(self, provider: str, event_id: str) -> bool:
+        """Whether this provider's event id was ever landed (consumed or not)."""
+        return (self._ids(_checked(provider)) / _checked(event_id)).exists()
+
+    def _recover(self, provider: str) -> None:
+        """Finish or discard what a crash left in tmp/ (only files older than `stale_after`)."""
+        tmp_dir = self.base / provider / "tmp"
+        if not tmp_dir.is_dir():
+            return
+        cutoff = time.time() - self.stale_after
+        for tmp in tmp_dir.glob("*.tmp"):
+            try:
+                status = tmp.stat()
+                if status.st_mtime > cutoff:
+                    continue
+                if status.st_nlink > 1:  # claimed under ids/: landed, only its dated name is missing
+                    record = _read_record(tmp)
+                    self._publish(tmp, provider, record.event_id, record.received_at)
+                else:  # never claimed, so never acknowledged: the partner redelivers it
+                    tmp.unlink()
+            except FileNotFoundError:
+                continue
+
+    # --- paths --------------------------------------------------------------------------------------------
+
+    def _ids(self, provider: str) -> Path:
+        return self._dir(provider, "ids")
+
+    def _dir(self, *parts: str) -> Path:
+        """`base/parts...`, each directory it creates owner-only."""
+        path = self.base.joinpath(*parts)
+        if path.is_dir():
+            return path
+        self.root.mkdir(parents=True, exist_ok=True)
+        current = self.root
+        for part in ("landing", "webhooks", *parts):
+            current = current / part
+            try:
+                current.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                continue
+            current.chmod(DIR_MODE)  # mkdir's mode passes through the umask
+        return path
+
+
+def _checked(name: str) -> str:
+    if not is_safe_name(name):
+        raise ValueError(f"not a usable provider or event id: {name[:40]!r}")
+    return name
+
+
+def _write_synced(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_record(path: Path) -> LandedEventRecord:
+    document = json.loads(path.read_bytes())
+    return LandedEventRecord(
+        provider=document["provider"],
+        event_id=document["event_id"],
+        kind=document["kind"],
+        received_at=datetime.fromisoformat(document["received_at"]).astimezone(UTC),
+        body=document["body"],
+        path=path,
+    )

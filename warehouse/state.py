@@ -1,0 +1,182 @@
+"""What the next sync must do, derived from the warehouse: no separate state file to drift out of step.
+
+Every answer comes from the tables the last load published: a kit is polled while its latest status is not
+final, its results are fetched while they are missing, and Gencove's listing resumes from the newest
+`modified` seen. Deriving this from loaded data means a crash anywhere before the load simply leaves the work
+in the plan for the next run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from warehouse.duck import connect_readonly
+
+# The planner reads these tables; before the first load they do not exist and the plan is empty.
+_REQUIRED_TABLES = ("kits", "status_events", "status_map", "results", "taxonomy", "deliverables")
+
+
+@dataclass(frozen=True)
+class KnownStatus:
+    """The latest status the warehouse holds for one order or kit."""
+
+    partner_status: str
+    partner_date: datetime
+
+
+@dataclass
+class BiomesightPlan:
+    """Biomesight work: orders and kits to poll (not final), kits missing JSON results or taxonomy."""
+
+    orders_to_poll: list[str] = field(default_factory=list)
+    kits_to_poll: list[str] = field(default_factory=list)
+    kits_missing_results: list[str] = field(default_factory=list)
+    kits_missing_taxonomy: list[str] = field(default_factory=list)
+    known: dict[tuple[str, str], KnownStatus] = field(default_factory=dict)  # (entity, id) -> latest
+
+
+@dataclass
+class GencovePlan:
+    """Gencove work: where each project's listing resumes, and final samples whose details are missing."""
+
+    cursors: dict[str, datetime] = field(default_factory=dict)  # project id -> newest `modified` loaded
+    samples_missing_details: dict[str, str] = field(default_factory=dict)  # sample id -> project id
+    details_fetched: set[str] = field(default_factory=set)
+    known: dict[str, KnownStatus] = field(default_factory=dict)  # sample id -> latest
+
+
+def _open(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection | None:
+    """The published warehouse, or None before the first load created it with every planner table."""
+    if not Path(db_path).exists():
+        return None
+    connection = connect_readonly(db_path)
+    present = {
+        row[0] for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    if not set(_REQUIRED_TABLES) <= present:
+        connection.close()
+        return None
+    return connection
+
+
+_LATEST_BIOMESIGHT = """
+SELECT e.entity, e.entity_id, arg_max(e.partner_status, e.partner_date), max(e.partner_date)
+FROM status_events AS e
+WHERE e.provider = 'biomesight' AND e.source <> 'import'
+GROUP BY e.entity, e.entity_id
+"""
+
+# Tracked entities: orders and kits the platform told us about (export, own client) or a partner pushed.
+_TRACKED_BIOMESIGHT = """
+SELECT 'order' AS entity, order_id AS entity_id FROM orders WHERE provider = 'biomesight'
+UNION
+SELECT 'kit', kit_id FROM kits WHERE provider = 'biomesight'
+UNION
+SELECT entity, entity_id FROM status_events WHERE provider = 'biomesight'
+"""
+
+_FINAL_STATUSES = """
+SELECT entity, partner_status FROM status_map WHERE provider = ? AND is_final
+"""
+
+_READY_BIOMESIGHT_KITS = """
+WITH latest AS (
+    SELECT entity_id AS kit_id, arg_max(stage, partner_date) AS stage
+    FROM status_events
+    WHERE provider = 'biomesight' AND entity = 'kit' AND source <> 'import'
+    GROUP BY entity_id
+)
+SELECT
+    l.kit_id,
+    r.kit_id IS NULL AS missing_results,
+    NOT EXISTS (SELECT 1 FROM taxonomy AS t WHERE t.provider = 'biomesight' AND t.kit_id = l.kit_id)
+        AS missing_taxonomy
+FROM latest AS l
+LEFT JOIN results AS r ON r.provider = 'biomesight' AND r.kit_id = l.kit_id
+WHERE l.stage = 'results_ready'
+ORDER BY l.kit_id
+"""
+
+
+def biomesight_plan(db_path: str | os.PathLike[str]) -> BiomesightPlan:
+    """Orders and kits that are not final yet, and ready kits whose results or taxonomy are not loaded."""
+    plan = BiomesightPlan()
+    connection = _open(db_path)
+    if connection is None:
+        return plan
+    with connection:
+        final = {
+            (entity, status)
+            for entity, status in connection.execute(_FINAL_STATUSES, ["biomesight"]).fetchall()
+        }
+        for entity, entity_id, status, date in connection.execute(_LATEST_BIOMESIGHT).fetchall():
+            plan.known[(entity, entity_id)] = KnownStatus(status, date)
+        for entity, entity_id in sorted(connection.execute(_TRACKED_BIOMESIGHT).fetchall()):
+            latest = plan.known.get((entity, entity_id))
+            if latest is not None and (entity, latest.partner_status) in final:
+                continue
+            (plan.orders_to_poll if entity == "order" else plan.kits_to_poll).append(entity_id)
+        for kit_id, missing_results, missing_taxonomy in connection.execute(
+            _READY_BIOMESIGHT_KITS
+        ).fetchall():
+            if missing_results:
+                plan.kits_missing_results.append(kit_id)
+            if missing_taxonomy:
+                plan.kits_missing_taxonomy.append(kit_id)
+    return plan
+
+
+_GENCOVE_CURSORS = """
+SELECT project_id, max(modified_at) FROM kits
+WHERE provider = 'gencove' AND project_id IS NOT NULL AND modified_at IS NOT NULL
+GROUP BY project_id
+"""
+
+_LATEST_GENCOVE = """
+SELECT entity_id, arg_max(partner_status, partner_date), max(partner_date), arg_max(stage, partner_date)
+FROM status_events
+WHERE provider = 'gencove' AND entity = 'kit'
+GROUP BY entity_id
+"""
+
+# A sample's details are fetched once `samples/{id}` has been read: only that payload carries metadata (kept
+# as JSON, "{}" when empty), so a non-null metadata_json marks it. A succeeded sample also needs its results.
+_GENCOVE_DETAILS = """
+SELECT
+    k.kit_id,
+    k.project_id,
+    k.metadata_json IS NOT NULL
+        AND EXISTS (SELECT 1 FROM deliverables AS d WHERE d.provider = 'gencove' AND d.kit_id = k.kit_id)
+FROM kits AS k
+WHERE k.provider = 'gencove'
+"""
+
+
+def gencove_plan(db_path: str | os.PathLike[str], project_ids: Iterable[str]) -> GencovePlan:
+    """Listing cursors per project, and final samples of those projects whose details are not loaded."""
+    plan = GencovePlan()
+    projects = set(project_ids)
+    connection = _open(db_path)
+    if connection is None:
+        return plan
+    with connection:
+        for project_id, modified in connection.execute(_GENCOVE_CURSORS).fetchall():
+            if project_id in projects:
+                plan.cursors[project_id] = modified
+        final = {status for _, status in connection.execute(_FINAL_STATUSES, ["gencove"]).fetchall()}
+        for sample_id, status, date, _stage in connection.execute(_LATEST_GENCOVE).fetchall():
+            plan.known[sample_id] = KnownStatus(status, date)
+        for sample_id, project_id, fetched in connection.execute(_GENCOVE_DETAILS).fetchall():
+            if fetched:
+                plan.details_fetched.add(sample_id)
+                continue
+            latest = plan.known.get(sample_id)
+            if project_id in projects and latest is not None and latest.partner_status in final:
+                plan.samples_missing_details[sample_id] = project_id
+    return plan

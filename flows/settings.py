@@ -67,6 +67,18 @@ class Settings(BaseSettings):
         SecretStr("sandbox-gencove-webhook-secret"),
         description="Secret Gencove signs its webhook pushes with.",
     )
+    webhook_host: str = Field("127.0.0.1", description="Interface `kitsync webhooks serve` binds.")
+    webhook_port: int = Field(8701, ge=0, le=65535, description="Port `kitsync webhooks serve` binds.")
+    webhook_max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest webhook body accepted.")
+    webhook_signature_tolerance_seconds: int = Field(
+        300, ge=1, description="How old a Gencove webhook signature's timestamp may be."
+    )
+    gencove_cron: str = Field("0 * * * *", description="When the Gencove sync runs (`kitsync serve`).")
+    biomesight_cron: str = Field("15 * * * *", description="When the Biomesight sync runs (`kitsync serve`).")
+    load_timeout_seconds: float = Field(
+        900.0, gt=0, description="How long a load waits for another run's load to finish before giving up."
+    )
+    fetch_pdf: bool = Field(False, description="Also fetch Biomesight PDF reports into the lake.")
 
     @field_validator("gencove_project_ids", mode="before")
     @classmethod

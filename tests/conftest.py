@@ -1,0 +1,45 @@
+"""Session-wide fixtures: a Prefect API for flow runs, and one sandbox world synced by the real flows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.synced import SyncedWorld
+
+# Offline and quiet before Prefect is imported anywhere in the session.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A temporary Prefect server for the whole session (it takes ~20 s to start, so only once).
+
+    Its URL is exported as PREFECT_API_URL too, so `kitsync` subprocesses started by tests use it instead of
+    each starting a temporary server of their own.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = str(PREFECT_API_URL.value())
+        saved = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            if saved is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = saved
+
+
+@pytest.fixture(scope="session")
+def synced_world(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncedWorld]:
+    """Seed 7, 300 Biomesight kits (and the Gencove samples that go with them), synced over three days with
+    webhooks flowing. Read-only for tests: build your own with `SyncedWorld.start` to change anything."""
+    with SyncedWorld.start(tmp_path_factory.mktemp("synced") / "data") as synced:
+        yield synced

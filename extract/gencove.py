@@ -60,14 +60,21 @@ def project_samples_paginator(
     project_id: str,
     *,
     modified_after: datetime | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     sort_by: SortBy = "modified",
     sort_order: SortOrder = "asc",
     status: SampleStatusFilter | None = None,
     page_size: int = MAX_PAGE_SIZE,
 ) -> OffsetPaginator:
     params: dict[str, str | int] = {"sort_by": sort_by, "sort_order": sort_order}
-    if modified_after is not None:
-        params["modified_after"] = iso_utc(modified_after)
+    for name, moment in (
+        ("modified_after", modified_after),
+        ("created_after", created_after),
+        ("created_before", created_before),
+    ):
+        if moment is not None:
+            params[name] = iso_utc(moment)
     if status is not None:
         params["status"] = status
     return OffsetPaginator(f"{API}/project-samples/{_segment(project_id)}", params, page_size)
@@ -158,6 +165,8 @@ class GencoveClient(SyncPartnerClient):
         project_id: str,
         *,
         modified_after: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         sort_by: SortBy = "modified",
         sort_order: SortOrder = "asc",
         status: SampleStatusFilter | None = None,
@@ -167,6 +176,8 @@ class GencoveClient(SyncPartnerClient):
         paginator = project_samples_paginator(
             project_id,
             modified_after=modified_after,
+            created_after=created_after,
+            created_before=created_before,
             sort_by=sort_by,
             sort_order=sort_order,
             status=status,
@@ -179,6 +190,8 @@ class GencoveClient(SyncPartnerClient):
         project_id: str,
         *,
         modified_after: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         sort_by: SortBy = "modified",
         sort_order: SortOrder = "asc",
         status: SampleStatusFilter | None = None,
@@ -188,6 +201,8 @@ class GencoveClient(SyncPartnerClient):
         for page in self.iter_project_sample_pages(
             project_id,
             modified_after=modified_after,
+            created_after=created_after,
+            created_before=created_before,
             sort_by=sort_by,
             sort_order=sort_order,
             status=status,
@@ -272,6 +287,8 @@ class AsyncGencoveClient(AsyncPartnerClient):
         project_id: str,
         *,
         modified_after: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         sort_by: SortBy = "modified",
         sort_order: SortOrder = "asc",
         status: SampleStatusFilter | None = None,
@@ -280,6 +297,8 @@ class AsyncGencoveClient(AsyncPartnerClient):
         paginator = project_samples_paginator(
             project_id,
             modified_after=modified_after,
+            created_after=created_after,
+            created_before=created_before,
             sort_by=sort_by,
             sort_order=sort_order,
             status=status,
@@ -293,6 +312,8 @@ class AsyncGencoveClient(AsyncPartnerClient):
         project_id: str,
         *,
         modified_after: datetime | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         sort_by: SortBy = "modified",
         sort_order: SortOrder = "asc",
         status: SampleStatusFilter | None = None,
@@ -301,6 +322,8 @@ class AsyncGencoveClient(AsyncPartnerClient):
         pages = self.iter_project_sample_pages(
             project_id,
             modified_after=modified_after,
+            created_after=created_after,
+            created_before=created_before,
             sort_by=sort_by,
             sort_order=sort_order,
             status=status,

@@ -3,12 +3,15 @@
 Biomesight has no listing endpoint, so what to poll comes from the warehouse (`warehouse.state`): orders and
 kits the platform told us about (its export, our own client, webhooks) whose latest status is not final.
 Each task handles a batch of a few hundred ids with async requests inside; the batch lands in the lake as one
-file per table, and the run ends with one warehouse load.
+file per table (plus the raw responses, so a later fix can reprocess them without asking Biomesight again),
+and the run ends with one warehouse load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +20,8 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from extract.biomesight import AsyncBiomesightClient
 from flows.outcomes import record_failure
-from flows.runs import RunRecorder, chunks, is_change
+from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
 from flows.runtime import async_biomesight_client, data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -32,11 +34,18 @@ from transform import (
     transform_biomesight_taxonomy_base64,
 )
 from transform.failures import FetchFailure, transform_fetch_failures
-from transform.result import TransformResult
-from warehouse.batches import write_tables
+from transform.raw import RawResponse, transform_raw_responses
+from transform.result import TransformResult, build_table
+from transform.status import Entity
+from warehouse.raw import latest_raw_responses, store_file
 from warehouse.state import BiomesightPlan, KnownStatus, biomesight_plan
 
 PROVIDER = "biomesight"
+STATUS_ENDPOINT: dict[Entity, str] = {"order": "status/order", "kit": "status/kit"}
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+RESULTS_PDF = "results.pdf"
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass
@@ -47,53 +56,67 @@ class BatchOutcome:
     newly_ready: list[str] = field(default_factory=list)
 
 
-async def _fetch_all(
-    ids: Sequence[str], fetch: Callable[[str], Awaitable[dict[str, Any]]]
-) -> list[dict[str, Any] | BaseException]:
+async def _fetch_all(ids: Sequence[str], fetch: Callable[[str], Awaitable[Any]]) -> list[Any | BaseException]:
     """One request per id, concurrently (the client bounds how many are in flight); failures stay per id."""
     return await asyncio.gather(*(fetch(i) for i in ids), return_exceptions=True)
 
 
-def _land(result: TransformResult, settings: Settings, tally: RunTally) -> None:
-    """Write a batch's tables to the lake and count them."""
-    written = write_tables(data_paths(settings).lake, result.tables, ingest_date=datetime.now(UTC).date())
-    tally.count_result(result, written)
-
-
-async def _poll_entities(
-    client: AsyncBiomesightClient,
-    entity: str,
+def _successes(
     ids: Sequence[str],
+    answers: Sequence[Any | BaseException],
     *,
-    known: dict[tuple[str, str], KnownStatus],
-    source: str,
-    outcome: BatchOutcome,
+    entity: str,
+    endpoint: str,
+    tally: RunTally,
     failures: list[FetchFailure],
-) -> TransformResult:
-    fetch = client.get_order_status if entity == "order" else client.get_kit_status
-    endpoint = f"status/{entity}"
-    payloads: list[dict[str, Any]] = []
-    for entity_id, answer in zip(ids, await _fetch_all(ids, fetch), strict=True):
+) -> dict[str, Any]:
+    """id -> payload of each answer that came back; each failure counted, and quarantined if it deserves it."""
+    payloads: dict[str, Any] = {}
+    for entity_id, answer in zip(ids, answers, strict=True):
         if isinstance(answer, BaseException):
             failure = record_failure(
-                answer,
-                provider=PROVIDER,
-                entity=entity,
-                entity_id=entity_id,
-                endpoint=endpoint,
-                tally=outcome.tally,
+                answer, provider=PROVIDER, entity=entity, entity_id=entity_id, endpoint=endpoint, tally=tally
             )
             if failure is not None:
                 failures.append(failure)
-            continue
-        payloads.append(answer)
-        status = answer.get("status")
-        if is_change(known.get((entity, entity_id)), status, answer.get("date")):
-            outcome.tally.status_changes += 1
-        if entity == "kit" and isinstance(status, str) and to_stage(PROVIDER, status)[0] == "results_ready":
-            outcome.newly_ready.append(entity_id)
-    observed_at = datetime.now(UTC)
-    return transform_biomesight_statuses(payloads, source=source, observed_at=observed_at, entity=entity)
+        else:
+            payloads[entity_id] = answer
+    return payloads
+
+
+def _raw(endpoint: str, payloads: dict[str, Any]) -> list[RawResponse]:
+    return [RawResponse(PROVIDER, endpoint, entity_id, body) for entity_id, body in payloads.items()]
+
+
+def status_tables(
+    orders: dict[str, Any], kits: dict[str, Any], *, source: str, observed_at: datetime
+) -> TransformResult:
+    """Status payloads of orders and kits -> status events (the same code for fresh and reprocessed ones)."""
+    return concat_results(
+        transform_biomesight_statuses(
+            list(payloads.values()), source=source, observed_at=observed_at, entity=kind
+        )
+        for kind, payloads in (("order", orders), ("kit", kits))
+    )
+
+
+def results_tables(
+    results: dict[str, Any], csvs: dict[str, Any], *, observed_at: datetime
+) -> TransformResult:
+    """Results JSON and CSV payloads per kit -> results, scores, recommendations, taxonomy (or quarantine).
+
+    The CSV is transformed from its base64 text, so a corrupt encoding becomes a quarantine row that names the
+    kit, not an anonymous client error.
+    """
+    taxonomies = {
+        kit_id: answer.get("csv") if isinstance(answer, dict) else answer for kit_id, answer in csvs.items()
+    }
+    return concat_results(
+        (
+            transform_biomesight_results(results, observed_at=observed_at),
+            transform_biomesight_taxonomy_base64(taxonomies, observed_at=observed_at),
+        )
+    )
 
 
 @task(name="biomesight-poll-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -108,58 +131,131 @@ async def poll_batch(
     outcome = BatchOutcome()
     failures: list[FetchFailure] = []
     async with async_biomesight_client(settings) as client:
-        orders = await _poll_entities(
-            client, "order", order_ids, known=known, source=source, outcome=outcome, failures=failures
+        order_answers, kit_answers = await asyncio.gather(
+            _fetch_all(order_ids, client.get_order_status), _fetch_all(kit_ids, client.get_kit_status)
         )
-        kits = await _poll_entities(
-            client, "kit", kit_ids, known=known, source=source, outcome=outcome, failures=failures
-        )
+    observed_at = datetime.now(UTC)
+    orders = _successes(
+        order_ids,
+        order_answers,
+        entity="order",
+        endpoint=STATUS_ENDPOINT["order"],
+        tally=outcome.tally,
+        failures=failures,
+    )
+    kits = _successes(
+        kit_ids,
+        kit_answers,
+        entity="kit",
+        endpoint=STATUS_ENDPOINT["kit"],
+        tally=outcome.tally,
+        failures=failures,
+    )
+    for kind, payloads in (("order", orders), ("kit", kits)):
+        for entity_id, answer in payloads.items():
+            status = answer.get("status")
+            if is_change(known.get((kind, entity_id)), status, answer.get("date")):
+                outcome.tally.status_changes += 1
+            if kind == "kit" and isinstance(status, str) and to_stage(PROVIDER, status)[0] == "results_ready":
+                outcome.newly_ready.append(entity_id)
     outcome.tally.orders_polled += len(order_ids)
     outcome.tally.kits_polled += len(kit_ids)
-    failed = transform_fetch_failures(failures, observed_at=datetime.now(UTC))
-    _land(concat_results((orders, kits, failed)), settings, outcome.tally)
+    result = concat_results(
+        (
+            status_tables(orders, kits, source=source, observed_at=observed_at),
+            transform_raw_responses(
+                _raw(STATUS_ENDPOINT["order"], orders) + _raw(STATUS_ENDPOINT["kit"], kits),
+                observed_at=observed_at,
+            ),
+            transform_fetch_failures(failures, observed_at=observed_at),
+        )
+    )
+    land_result(settings, result, outcome.tally)
     return outcome
 
 
-@task(name="biomesight-results-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-async def results_batch(settings: Settings, json_kits: list[str], csv_kits: list[str]) -> RunTally:
-    """Fetch JSON results and base64 taxonomy CSVs for a batch of ready kits and land them.
+def _pdf_name(kit_id: str) -> str:
+    """A file name for a kit's PDF: readable, and unique even when the kit code holds unsafe characters."""
+    digest = hashlib.sha256(kit_id.encode()).hexdigest()[:8]
+    return f"{_UNSAFE_FILE_CHARS.sub('_', kit_id)[:64]}-{digest}.pdf"
 
-    The CSV is transformed from its base64 text, so a corrupt encoding becomes a quarantine row that names the
-    kit, not an anonymous client error.
-    """
+
+def _store_pdfs(settings: Settings, pdfs: dict[str, bytes], observed_at: datetime) -> TransformResult:
+    """Write each PDF into the lake's files area and describe it in a report_pdfs row."""
+    rows = []
+    for kit_id, content in pdfs.items():
+        stored = store_file(data_paths(settings).lake, "biomesight/reports", _pdf_name(kit_id), content)
+        rows.append(
+            {
+                "provider": PROVIDER,
+                "kit_id": kit_id,
+                "path": stored.path,
+                "size_bytes": stored.size_bytes,
+                "sha256": stored.sha256,
+                "observed_at": observed_at,
+            }
+        )
+    return TransformResult(tables={"report_pdfs": build_table("report_pdfs", rows)} if rows else {})
+
+
+@task(name="biomesight-results-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def results_batch(
+    settings: Settings, json_kits: list[str], csv_kits: list[str], pdf_kits: list[str] | None = None
+) -> RunTally:
+    """Fetch JSON results, base64 taxonomy CSVs (and PDFs when asked) for a batch of ready kits; land them."""
     tally = RunTally()
     failures: list[FetchFailure] = []
-    results: dict[str, Any] = {}
-    taxonomies: dict[str, str] = {}
+    pdf_kits = pdf_kits or []
     async with async_biomesight_client(settings) as client:
-        json_answers, csv_answers = await asyncio.gather(
+        json_answers, csv_answers, pdf_answers = await asyncio.gather(
             _fetch_all(json_kits, lambda kit: client.get_results(kit, "json")),
             _fetch_all(csv_kits, lambda kit: client.get_results(kit, "csv")),
+            _fetch_all(pdf_kits, client.get_pdf),
         )
-    for endpoint, kit_ids, answers, sink, field_name in (
-        ("results.json", json_kits, json_answers, results, None),
-        ("results.csv", csv_kits, csv_answers, taxonomies, "csv"),
-    ):
-        for kit_id, answer in zip(kit_ids, answers, strict=True):
-            if isinstance(answer, BaseException):
-                failure = record_failure(
-                    answer, provider=PROVIDER, entity="kit", entity_id=kit_id, endpoint=endpoint, tally=tally
-                )
-                if failure is not None:
-                    failures.append(failure)
-                continue
-            sink[kit_id] = answer if field_name is None else answer.get(field_name)
     observed_at = datetime.now(UTC)
+    common: dict[str, Any] = {"entity": "kit", "tally": tally, "failures": failures}
+    results = _successes(json_kits, json_answers, endpoint=RESULTS_JSON, **common)
+    csvs = _successes(csv_kits, csv_answers, endpoint=RESULTS_CSV, **common)
+    pdfs = _successes(pdf_kits, pdf_answers, endpoint=RESULTS_PDF, **common)
     result = concat_results(
         (
-            transform_biomesight_results(results, observed_at=observed_at),
-            transform_biomesight_taxonomy_base64(taxonomies, observed_at=observed_at),
+            results_tables(results, csvs, observed_at=observed_at),
+            _store_pdfs(settings, pdfs, observed_at),
+            transform_raw_responses(
+                _raw(RESULTS_JSON, results) + _raw(RESULTS_CSV, csvs), observed_at=observed_at
+            ),
             transform_fetch_failures(failures, observed_at=observed_at),
         )
     )
     tally.results_fetched += len(results)
-    _land(result, settings, tally)
+    land_result(settings, result, tally)
+    return tally
+
+
+@task(name="biomesight-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def reprocess_batch(settings: Settings, order_ids: list[str], kit_ids: list[str]) -> RunTally:
+    """Transform the newest stored raw responses of a batch again (no request to Biomesight)."""
+    tally = RunTally()
+    lake = data_paths(settings).lake
+    observed_at = datetime.now(UTC)
+
+    def stored(endpoint: str, ids: list[str]) -> dict[str, Any]:
+        return latest_raw_responses(lake, PROVIDER, endpoint, ids)
+
+    results = stored(RESULTS_JSON, kit_ids)
+    result = concat_results(
+        (
+            status_tables(
+                stored(STATUS_ENDPOINT["order"], order_ids),
+                stored(STATUS_ENDPOINT["kit"], kit_ids),
+                source="backfill",
+                observed_at=observed_at,
+            ),
+            results_tables(results, stored(RESULTS_CSV, kit_ids), observed_at=observed_at),
+        )
+    )
+    tally.results_fetched += len(results)
+    land_result(settings, result, tally)
     return tally
 
 
@@ -173,6 +269,7 @@ async def run_biomesight_sync(
     *,
     source: str = "poll",
     refetch_kits: Sequence[str] = (),
+    fetch_pdf: bool = False,
 ) -> RunTally:
     """Poll the plan's orders and kits in batches, then fetch results for every kit that is ready."""
     tally = RunTally()
@@ -187,25 +284,38 @@ async def run_biomesight_sync(
         newly_ready.extend(outcome.newly_ready)
     json_kits = _unique([*plan.kits_missing_results, *newly_ready, *refetch_kits])
     csv_kits = _unique([*plan.kits_missing_taxonomy, *newly_ready, *refetch_kits])
-    wanted = _unique([*json_kits, *csv_kits])
-    json_set, csv_set = set(json_kits), set(csv_kits)
+    pdf_kits = _unique([*plan.kits_missing_pdf, *newly_ready, *refetch_kits]) if fetch_pdf else []
+    wanted = _unique([*json_kits, *csv_kits, *pdf_kits])
+    json_set, csv_set, pdf_set = set(json_kits), set(csv_kits), set(pdf_kits)
     for batch in chunks(wanted, size):
         tally += await results_batch(
-            settings, [k for k in batch if k in json_set], [k for k in batch if k in csv_set]
+            settings,
+            [k for k in batch if k in json_set],
+            [k for k in batch if k in csv_set],
+            [k for k in batch if k in pdf_set],
         )
     return tally
 
 
 @flow(name="sync-biomesight", log_prints=True)
-async def sync_biomesight(load: bool = True) -> dict[str, Any]:
-    """Hourly Biomesight sync: land webhook events, poll what is not final, fetch results that are ready."""
+async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> dict[str, Any]:
+    """Hourly Biomesight sync: land webhook events, poll what is not final, fetch results that are ready.
+
+    `fetch_pdf` also fetches each ready kit's PDF report into the lake (default: setting KITSYNC_FETCH_PDF).
+    """
     settings = Settings()
-    async with RunRecorder(
-        settings, flow="sync-biomesight", provider=PROVIDER, parameters={"load": load}
-    ) as run:
-        run.final_load = load
-        run.tally += ingest_biomesight_events(settings)
-        await run.load_warehouse()
-        plan = biomesight_plan(data_paths(settings).warehouse)
-        run.tally += await run_biomesight_sync(settings, plan)
-    return run.summary
+    want_pdf = settings.fetch_pdf if fetch_pdf is None else fetch_pdf
+    parameters = {"load": load, "fetch_pdf": want_pdf}
+
+    async def work() -> dict[str, Any]:
+        async with RunRecorder(
+            settings, flow="sync-biomesight", provider=PROVIDER, parameters=parameters
+        ) as run:
+            run.final_load = load
+            run.tally += ingest_biomesight_events(settings)
+            await run.load_warehouse()
+            plan = biomesight_plan(data_paths(settings).warehouse)
+            run.tally += await run_biomesight_sync(settings, plan, fetch_pdf=want_pdf)
+        return run.summary
+
+    return await run_exclusively(settings, PROVIDER, work)

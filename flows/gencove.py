@@ -3,13 +3,15 @@
 Discovery is automatic (Gencove lists a project's samples); each run resumes from the newest `modified` the
 warehouse holds minus an overlap, and pages by keyset so samples changing mid-listing are never skipped.
 Samples that reached a final status and whose details are not loaded get their details, status history,
-QC, trait scores and ancestry fetched, a batch of samples per task.
+QC, trait scores and ancestry fetched, a batch of samples per task. What Gencove sent is kept as raw
+responses too, so a fixed transform can reprocess it without asking Gencove again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from prefect import flow, task
@@ -17,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from extract.gencove import AsyncGencoveClient
 from flows.outcomes import record_failure
-from flows.runs import RunRecorder, chunks, is_change
+from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -33,27 +35,70 @@ from transform import (
     transform_gencove_trait_scores,
 )
 from transform.failures import FetchFailure, transform_fetch_failures
+from transform.raw import RawResponse, transform_raw_responses
 from transform.result import TransformResult
-from warehouse.batches import write_tables
+from warehouse.raw import latest_raw_responses
 from warehouse.state import GencovePlan, KnownStatus, gencove_plan
 
 PROVIDER = "gencove"
 SUCCEEDED = "succeeded"
+SAMPLE_BUNDLE = "sample-bundle"  # raw endpoint: a sample's details, metadata, statuses and results together
 
 
-def _land(result: TransformResult, settings: Settings, tally: RunTally) -> None:
-    written = write_tables(data_paths(settings).lake, result.tables, ingest_date=datetime.now(UTC).date())
-    tally.count_result(result, written)
+def listing_endpoint(project_id: str) -> str:
+    """The raw endpoint name of a project's listing (list items carry no project id of their own)."""
+    return f"project-samples/{project_id}"
 
 
-def _status_of(item: dict[str, Any]) -> tuple[object, object]:
+def _status_of(item: Mapping[str, Any]) -> tuple[object, object]:
     last = item.get("last_status")
     return (last.get("status"), last.get("created")) if isinstance(last, dict) else (None, None)
 
 
+def listing_tables(
+    items: list[Any], *, project_id: str, key: bytes, source: str, observed_at: datetime
+) -> TransformResult:
+    return transform_gencove_project_samples(
+        items, project_id=project_id, key=key, observed_at=observed_at, source=source
+    )
+
+
+async def _list_pages(
+    client: AsyncGencoveClient,
+    project_id: str,
+    *,
+    modified_after: datetime | None,
+    created_window: tuple[date, date] | None,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills)."""
+    if created_window is None:
+        async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
+            yield page
+        return
+    first, last = created_window
+    page: list[dict[str, Any]] = []
+    async for item in client.iter_project_samples(
+        project_id,
+        created_after=datetime.combine(first, time.min, UTC),
+        created_before=datetime.combine(last + timedelta(days=1), time.min, UTC),
+    ):
+        page.append(item)
+        if len(page) >= 200:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
 @task(name="gencove-list-project", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 async def list_project(
-    settings: Settings, project_id: str, modified_after: datetime | None, known: dict[str, KnownStatus]
+    settings: Settings,
+    project_id: str,
+    modified_after: datetime | None,
+    known: dict[str, KnownStatus],
+    *,
+    source: str = "poll",
+    created_window: tuple[date, date] | None = None,
 ) -> tuple[RunTally, dict[str, str]]:
     """Page one project's changed samples into the lake; return the tally and the samples now final."""
     tally = RunTally()
@@ -61,11 +106,20 @@ async def list_project(
     key = pseudonym_key(settings)
     async with async_gencove_client(settings) as client:
         try:
-            async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
-                result = transform_gencove_project_samples(
-                    page, project_id=project_id, key=key, observed_at=datetime.now(UTC)
+            async for page in _list_pages(
+                client, project_id, modified_after=modified_after, created_window=created_window
+            ):
+                observed_at = datetime.now(UTC)
+                raw = [RawResponse(PROVIDER, listing_endpoint(project_id), str(i.get("id")), i) for i in page]
+                result = concat_results(
+                    (
+                        listing_tables(
+                            page, project_id=project_id, key=key, source=source, observed_at=observed_at
+                        ),
+                        transform_raw_responses(raw, observed_at=observed_at),
+                    )
                 )
-                _land(result, settings, tally)
+                land_result(settings, result, tally)
                 tally.kits_polled += len(page)
                 for item in page:
                     status, created = _status_of(item)
@@ -83,41 +137,68 @@ async def list_project(
                 tally=tally,
             )
             if failure is not None:
-                _land(transform_fetch_failures([failure], observed_at=datetime.now(UTC)), settings, tally)
+                land_result(
+                    settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
+                )
     return tally, final
 
 
-async def _sample_results(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
+async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
     """Everything kitsync keeps about one final sample; results only for succeeded ones."""
     sample = await client.get_sample(sample_id)
     metadata, statuses = await asyncio.gather(
         client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
     )
-    fetched: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses}
+    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses}
     status, _ = _status_of(sample)
     if status == SUCCEEDED:
-        fetched["qc"], fetched["traits"], fetched["ancestry"] = await asyncio.gather(
+        bundle["qc"], bundle["traits"], bundle["ancestry"] = await asyncio.gather(
             client.get_quality_controls(sample_id),
             _collect(client.iter_trait_scores(sample_id)),
             client.get_ancestry(sample_id),
         )
-    return fetched
+    return bundle
 
 
-async def _collect(items: Any) -> list[Any]:
-    return [item async for item in items]
+def bundle_tables(
+    bundles: Mapping[str, Mapping[str, Any]], *, key: bytes, source: str, observed_at: datetime
+) -> TransformResult:
+    """Sample bundles (see `_sample_bundle`) -> kits, status events, result tables (fresh or reprocessed)."""
+
+    def part(name: str) -> dict[str, Any]:
+        return {sample_id: parts[name] for sample_id, parts in bundles.items() if name in parts}
+
+    return concat_results(
+        (
+            transform_gencove_samples(
+                [parts["sample"] for parts in bundles.values() if "sample" in parts],
+                key=key,
+                observed_at=observed_at,
+                metadata_by_sample=part("metadata"),
+                source=source,
+            ),
+            transform_gencove_sample_statuses(part("statuses"), observed_at=observed_at, source=source),
+            transform_gencove_quality_controls(part("qc"), observed_at=observed_at),
+            transform_gencove_trait_scores(part("traits"), observed_at=observed_at),
+            transform_gencove_ancestry(part("ancestry"), key=key, observed_at=observed_at),
+        )
+    )
 
 
 @task(name="gencove-details-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-async def details_batch(settings: Settings, sample_ids: list[str]) -> RunTally:
+async def details_batch(settings: Settings, sample_ids: list[str], source: str = "poll") -> RunTally:
     """Fetch details and results for a batch of final samples and land them as one file per table."""
     tally = RunTally()
     failures: list[FetchFailure] = []
     async with async_gencove_client(settings) as client:
         answers = await asyncio.gather(
-            *(_sample_results(client, sample_id) for sample_id in sample_ids), return_exceptions=True
+            *(_sample_bundle(client, sample_id) for sample_id in sample_ids), return_exceptions=True
         )
-    fetched: dict[str, dict[str, Any]] = {}
+    bundles: dict[str, dict[str, Any]] = {}
     for sample_id, answer in zip(sample_ids, answers, strict=True):
         if isinstance(answer, BaseException):
             failure = record_failure(
@@ -126,30 +207,51 @@ async def details_batch(settings: Settings, sample_ids: list[str]) -> RunTally:
             if failure is not None:
                 failures.append(failure)
         else:
-            fetched[sample_id] = answer
+            bundles[sample_id] = answer
     observed_at = datetime.now(UTC)
-    key = pseudonym_key(settings)
-
-    def part(name: str) -> dict[str, Any]:
-        return {sample_id: parts[name] for sample_id, parts in fetched.items() if name in parts}
-
+    raw = [RawResponse(PROVIDER, SAMPLE_BUNDLE, sample_id, bundle) for sample_id, bundle in bundles.items()]
     result = concat_results(
         (
-            transform_gencove_samples(
-                [parts["sample"] for parts in fetched.values()],
-                key=key,
-                observed_at=observed_at,
-                metadata_by_sample=part("metadata"),
-            ),
-            transform_gencove_sample_statuses(part("statuses"), observed_at=observed_at),
-            transform_gencove_quality_controls(part("qc"), observed_at=observed_at),
-            transform_gencove_trait_scores(part("traits"), observed_at=observed_at),
-            transform_gencove_ancestry(part("ancestry"), key=key, observed_at=observed_at),
+            bundle_tables(bundles, key=pseudonym_key(settings), source=source, observed_at=observed_at),
+            transform_raw_responses(raw, observed_at=observed_at),
             transform_fetch_failures(failures, observed_at=observed_at),
         )
     )
-    tally.results_fetched += len(fetched)
-    _land(result, settings, tally)
+    tally.results_fetched += len(bundles)
+    land_result(settings, result, tally)
+    return tally
+
+
+@task(name="gencove-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def reprocess_batch(settings: Settings, samples: dict[str, str]) -> RunTally:
+    """Transform the newest stored raw responses of a batch of samples (id -> project) again, offline."""
+    tally = RunTally()
+    lake = data_paths(settings).lake
+    key = pseudonym_key(settings)
+    observed_at = datetime.now(UTC)
+    parts = [
+        bundle_tables(
+            latest_raw_responses(lake, PROVIDER, SAMPLE_BUNDLE, list(samples)),
+            key=key,
+            source="backfill",
+            observed_at=observed_at,
+        )
+    ]
+    for project_id in sorted(set(samples.values())):
+        ids = [sample_id for sample_id, project in samples.items() if project == project_id]
+        items = latest_raw_responses(lake, PROVIDER, listing_endpoint(project_id), ids)
+        parts.append(
+            listing_tables(
+                list(items.values()),
+                project_id=project_id,
+                key=key,
+                source="backfill",
+                observed_at=observed_at,
+            )
+        )
+    result = concat_results(parts)
+    tally.results_fetched += result.table("kits").num_rows
+    land_result(settings, result, tally)
     return tally
 
 
@@ -185,12 +287,18 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
     settings = Settings()
     projects = project_ids or list(settings.gencove_project_ids)
     parameters = {"project_ids": projects, "load": load}
-    async with RunRecorder(settings, flow="sync-gencove", provider=PROVIDER, parameters=parameters) as run:
-        run.final_load = load
-        pushed, event_ids = pending_gencove_samples(settings)
-        await run.load_warehouse()
-        plan = gencove_plan(data_paths(settings).warehouse, projects)
-        pushed = {s: p for s, p in pushed.items() if s not in plan.details_fetched}
-        run.tally += await run_gencove_sync(settings, plan, project_ids=projects, extra_samples=pushed)
-        consume_gencove_events(settings, event_ids)
-    return run.summary
+
+    async def work() -> dict[str, Any]:
+        async with RunRecorder(
+            settings, flow="sync-gencove", provider=PROVIDER, parameters=parameters
+        ) as run:
+            run.final_load = load
+            pushed, event_ids = pending_gencove_samples(settings)
+            await run.load_warehouse()
+            plan = gencove_plan(data_paths(settings).warehouse, projects)
+            pushed = {s: p for s, p in pushed.items() if s not in plan.details_fetched}
+            run.tally += await run_gencove_sync(settings, plan, project_ids=projects, extra_samples=pushed)
+            consume_gencove_events(settings, event_ids)
+        return run.summary
+
+    return await run_exclusively(settings, PROVIDER, work)

@@ -11,7 +11,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -20,12 +21,50 @@ from flows.runtime import data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
 from transform import lifecycle_stages_table, status_map_table, transform_sync_run
+from transform.result import TransformResult
 from warehouse.batches import write_tables
 from warehouse.load import LoadReport, load
+from warehouse.publish import RunInProgress, run_lock
 from warehouse.state import KnownStatus
 
 T = TypeVar("T")
 logger = logging.getLogger("kitsync.flows")
+
+
+def land_result(settings: Settings, result: TransformResult, tally: RunTally) -> None:
+    """Write a batch's tables to the lake (one file per table and partition) and count them."""
+    written = write_tables(data_paths(settings).lake, result.tables, ingest_date=datetime.now(UTC).date())
+    tally.count_result(result, written)
+
+
+@contextmanager
+def sync_lock(settings: Settings, name: str) -> Iterator[None]:
+    """One run of a sync at a time per data directory (RunInProgress for the second one)."""
+    with run_lock(data_paths(settings).data_dir / "locks" / f"sync-{name}.lock", what=f"{name} sync"):
+        yield
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Prefect's run logger inside a flow or task run (so the UI shows it), kitsync's own logger outside."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
+
+
+async def run_exclusively(
+    settings: Settings, name: str, work: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run `work` holding the `name` sync's lock; if another run holds it, step aside with a clear message."""
+    try:
+        with sync_lock(settings, name):
+            return await work()
+    except RunInProgress as busy:
+        run_logger().warning("%s", busy)
+        return {"flow": name, "state": "skipped", "reason": str(busy)}
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -89,7 +128,9 @@ class RunRecorder:
     async def load_warehouse(self) -> LoadReport:
         """Load every lake file not loaded yet (waits for another run's load to finish first)."""
         paths = data_paths(self.settings)
-        report = await asyncio.to_thread(load, paths.lake, paths.warehouse)
+        report = await asyncio.to_thread(
+            load, paths.lake, paths.warehouse, lock_timeout=self.settings.load_timeout_seconds
+        )
         self.loads.append(report)
         return report
 

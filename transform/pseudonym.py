@@ -99,12 +99,22 @@ def scrub_json(value: Any, key: bytes) -> Any:
     return None if clean is _DROP else clean
 
 
-def _scrub(value: Any, key: bytes) -> Any:
+def strip_personal_data(value: Any) -> Any:
+    """A copy of partner JSON without personal data, customer ids left as they are.
+
+    For payloads kept to be transformed again later (raw responses): pseudonymizing there would make a
+    re-run pseudonymize a pseudonym, so ids stay verbatim and only names, contacts and addresses go.
+    """
+    clean = _scrub(value, None)
+    return None if clean is _DROP else clean
+
+
+def _scrub(value: Any, key: bytes | None) -> Any:
     if isinstance(value, dict):
         scrubbed: dict[str, Any] = {}
         for name, item in value.items():
             label = str(name)
-            if is_customer_id_key(label):
+            if key is not None and is_customer_id_key(label):
                 pseudonym = optional_customer_key(item, key)
                 if pseudonym is not None:
                     scrubbed[label] = pseudonym

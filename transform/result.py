@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from transform.schemas import TABLES
+from transform.schemas import ALL_SPECS
 from transform.values import payload_bytes, sha256_hex, storable
 
 EXCERPT_CHARS: Final = 200
@@ -33,7 +33,7 @@ class TransformResult:
     def table(self, name: str) -> pa.Table:
         """The named table, or an empty one with its declared schema when this result has none."""
         table = self.tables.get(name)
-        return table if table is not None else TABLES[name].schema.empty_table()
+        return table if table is not None else ALL_SPECS[name].schema.empty_table()
 
     @property
     def quarantine(self) -> pa.Table:
@@ -124,7 +124,7 @@ def _deduplicated(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     "current": later rows win column by column, nulls keep what an earlier row saw; otherwise the first row
     wins (a duplicate inside one replace group is a partner error the transform has already reported).
     """
-    spec = TABLES[name]
+    spec = ALL_SPECS[name]
     by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         primary_key = tuple(row.get(column) for column in spec.primary_key)
@@ -138,7 +138,7 @@ def _deduplicated(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 def build_table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
     """Rows -> the declared table; a column the contract lacks or a null in a required column is a bug."""
-    schema = TABLES[name].schema
+    schema = ALL_SPECS[name].schema
     unexpected = set().union(*(row.keys() for row in rows)) - set(schema.names) if rows else set()
     if unexpected:
         raise KeyError(f"{name}: columns {sorted(unexpected)} are not in the declared schema")
@@ -155,7 +155,7 @@ def _checked(name: str, table: pa.Table) -> pa.Table:
 
 def table_from_columns(name: str, columns: Mapping[str, list[Any]], constants: Mapping[str, Any]) -> pa.Table:
     """Column lists (plus constants for whole-batch columns) -> the declared table, without row dicts."""
-    schema = TABLES[name].schema
+    schema = ALL_SPECS[name].schema
     length = len(next(iter(columns.values()))) if columns else 0
     arrays = []
     for spec in schema:

@@ -357,6 +357,40 @@ LIFECYCLE_STAGES = TableSpec(
     merge="current",
 )
 
+REPORT_PDFS = TableSpec(
+    name="report_pdfs",
+    schema=_schema(
+        _PROVIDER,
+        ("kit_id", pa.string(), False),
+        ("path", pa.string(), False),
+        ("size_bytes", pa.int64(), False),
+        ("sha256", pa.string(), False),
+        _OBSERVED_AT,
+    ),
+    primary_key=("provider", "kit_id"),
+    description="Biomesight PDF reports fetched into the lake: where the file is (relative to the data dir).",
+    merge="current",
+)
+
+# Not a warehouse table: what the partners sent, as fetched (personal-data keys and presigned URLs removed),
+# kept in the lake so a fixed transform can re-run over it (`backfill --reprocess-from-raw`) without asking
+# the partner again. The load never reads it: it is not in TABLES.
+RAW_RESPONSES = TableSpec(
+    name="raw_responses",
+    schema=_schema(
+        _PROVIDER,
+        ("endpoint", pa.string(), False),
+        ("entity_id", pa.string(), False),
+        ("body_json", pa.string(), False),
+        _OBSERVED_AT,
+    ),
+    primary_key=("provider", "endpoint", "entity_id", "observed_at"),
+    description="Partner responses as fetched (minus personal data and download URLs), for reprocessing.",
+    merge="history",
+    partition_by=("provider", "endpoint"),
+)
+RAW_TABLES: dict[str, TableSpec] = {RAW_RESPONSES.name: RAW_RESPONSES}
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -377,5 +411,9 @@ TABLES: dict[str, TableSpec] = {
         SYNC_RUNS,
         STATUS_MAP,
         LIFECYCLE_STAGES,
+        REPORT_PDFS,
     )
 }
+
+# Every table a transform can build: the warehouse tables plus the lake-only raw responses.
+ALL_SPECS: dict[str, TableSpec] = {**TABLES, **RAW_TABLES}

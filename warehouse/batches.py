@@ -8,7 +8,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from transform.schemas import TABLES, TableSpec
+from transform.schemas import ALL_SPECS, TableSpec
 from warehouse.lake import LakeRoot, write_table
 
 
@@ -17,7 +17,7 @@ def write_tables(
     tables: Mapping[str, pa.Table],
     *,
     ingest_date: date,
-    specs: Mapping[str, TableSpec] = TABLES,
+    specs: Mapping[str, TableSpec] = ALL_SPECS,
 ) -> dict[str, int]:
     """Write every non-empty table of a batch; returns rows written per table."""
     written: dict[str, int] = {}

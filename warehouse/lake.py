@@ -110,7 +110,7 @@ def partition_dir(spec: TableSpec, values: Mapping[str, Any], ingest_date: date 
     for column in spec.partition_by:
         if column not in values:
             raise KeyError(f"partition of {spec.name} needs a value for {column!r}")
-        parts.append(f"{column}={_encode_partition_value(values[column])}")
+        parts.append(f"{column}={encode_partition_value(values[column])}")
     parts.append(f"ingest_date={_ingest_day(ingest_date)}")
     return "/".join(parts)
 
@@ -245,7 +245,7 @@ class _HashingSink(io.RawIOBase):
 def _write_atomically(
     lake: LakeRoot, table_name: str, directory: str, rows: pa.Table, prefix: str
 ) -> LakeFile:
-    _make_dirs(lake, directory)
+    make_dirs(lake, directory)
     temp = f"{directory}/{TEMP_PREFIX}{uuid.uuid4().hex}{SUFFIX}"
     try:
         content_id = _write_parquet(lake, temp, rows)
@@ -283,10 +283,10 @@ def _rename(lake: LakeRoot, source: str, target: str) -> None:
     """The commit point of a lake write: before it the file is invisible, after it complete."""
     lake.filesystem.move(lake.full(source), lake.full(target))
     if lake.is_local:
-        _fsync_dir(lake.full(posixpath.dirname(target)))
+        fsync_dir(lake.full(posixpath.dirname(target)))
 
 
-def _make_dirs(lake: LakeRoot, directory: str) -> None:
+def make_dirs(lake: LakeRoot, directory: str) -> None:
     if not lake.is_local:
         lake.filesystem.create_dir(lake.full(directory), recursive=True)
         return
@@ -302,7 +302,7 @@ def _make_dirs(lake: LakeRoot, directory: str) -> None:
         os.chmod(path, OWNER_ONLY_DIR)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -330,7 +330,7 @@ def _split_by_partition(
         yield values, table.filter(mask)
 
 
-def _encode_partition_value(value: Any) -> str:
+def encode_partition_value(value: Any) -> str:
     if value is None:
         return NULL_PARTITION
     text = value.isoformat() if isinstance(value, date) else str(value)

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +58,41 @@ class WarehousePaths:
         return self.directory / f".{self.published.stem}-published"
 
 
+class RunInProgress(RuntimeError):  # noqa: N818 - reads as the state it reports, like WarehouseBusy
+    """Another run of the same sync holds its lock: this one has nothing to add and steps aside."""
+
+
 @contextmanager
 def writer_lock(path: Path, *, timeout: float) -> Iterator[None]:
     """Hold the warehouse's writer lock (an flock, released by the kernel even if the process dies)."""
+    with _flock(
+        path,
+        timeout=timeout,
+        busy=lambda: WarehouseBusy(
+            f"another load holds {path}; gave up after {timeout:g} s (loads run one at a time)"
+        ),
+    ):
+        yield
+
+
+@contextmanager
+def run_lock(path: Path, *, what: str) -> Iterator[None]:
+    """Hold a run's lock without waiting: a second `what` started meanwhile raises RunInProgress at once.
+
+    Polling the same kits twice at once would only double the partner traffic, so the later run exits.
+    """
+    with _flock(
+        path,
+        timeout=0.0,
+        busy=lambda: RunInProgress(
+            f"another {what} is running (it holds {path}); this run exits without doing anything"
+        ),
+    ):
+        yield
+
+
+@contextmanager
+def _flock(path: Path, *, timeout: float, busy: Callable[[], Exception]) -> Iterator[None]:
     ensure_private_dir(path.parent)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, OWNER_ONLY_FILE)
     try:
@@ -71,9 +103,7 @@ def writer_lock(path: Path, *, timeout: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise WarehouseBusy(
-                        f"another load holds {path}; gave up after {timeout:g} s (loads run one at a time)"
-                    ) from None
+                    raise busy() from None
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         try:
             yield

@@ -19,7 +19,15 @@ import duckdb
 from warehouse.duck import connect_readonly
 
 # The planner reads these tables; before the first load they do not exist and the plan is empty.
-_REQUIRED_TABLES = ("kits", "status_events", "status_map", "results", "taxonomy", "deliverables")
+_REQUIRED_TABLES = (
+    "kits",
+    "status_events",
+    "status_map",
+    "results",
+    "taxonomy",
+    "deliverables",
+    "report_pdfs",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class BiomesightPlan:
     kits_to_poll: list[str] = field(default_factory=list)
     kits_missing_results: list[str] = field(default_factory=list)
     kits_missing_taxonomy: list[str] = field(default_factory=list)
+    kits_missing_pdf: list[str] = field(default_factory=list)
     known: dict[tuple[str, str], KnownStatus] = field(default_factory=dict)  # (entity, id) -> latest
 
 
@@ -96,7 +105,9 @@ SELECT
     l.kit_id,
     r.kit_id IS NULL AS missing_results,
     NOT EXISTS (SELECT 1 FROM taxonomy AS t WHERE t.provider = 'biomesight' AND t.kit_id = l.kit_id)
-        AS missing_taxonomy
+        AS missing_taxonomy,
+    NOT EXISTS (SELECT 1 FROM report_pdfs AS p WHERE p.provider = 'biomesight' AND p.kit_id = l.kit_id)
+        AS missing_pdf
 FROM latest AS l
 LEFT JOIN results AS r ON r.provider = 'biomesight' AND r.kit_id = l.kit_id
 WHERE l.stage = 'results_ready'
@@ -122,13 +133,15 @@ def biomesight_plan(db_path: str | os.PathLike[str]) -> BiomesightPlan:
             if latest is not None and (entity, latest.partner_status) in final:
                 continue
             (plan.orders_to_poll if entity == "order" else plan.kits_to_poll).append(entity_id)
-        for kit_id, missing_results, missing_taxonomy in connection.execute(
+        for kit_id, missing_results, missing_taxonomy, missing_pdf in connection.execute(
             _READY_BIOMESIGHT_KITS
         ).fetchall():
             if missing_results:
                 plan.kits_missing_results.append(kit_id)
             if missing_taxonomy:
                 plan.kits_missing_taxonomy.append(kit_id)
+            if missing_pdf:
+                plan.kits_missing_pdf.append(kit_id)
     return plan
 
 

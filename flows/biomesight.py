@@ -70,7 +70,7 @@ def _successes(
     tally: RunTally,
     failures: list[FetchFailure],
 ) -> dict[str, Any]:
-    """id -> payload of each answer that came back; each failure counted, and quarantined if it deserves it."""
+    """id -> payload of each answer that came back; each failure counted (quarantined if it deserves it)."""
     payloads: dict[str, Any] = {}
     for entity_id, answer in zip(ids, answers, strict=True):
         if isinstance(answer, BaseException):

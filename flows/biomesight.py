@@ -301,7 +301,9 @@ async def run_biomesight_sync(
 async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> dict[str, Any]:
     """Hourly Biomesight sync: land webhook events, poll what is not final, fetch results that are ready.
 
-    `fetch_pdf` also fetches each ready kit's PDF report into the lake (default: setting KITSYNC_FETCH_PDF).
+    Args:
+        load: load the warehouse at the end of the run (off: only the lake is written).
+        fetch_pdf: also fetch each ready kit's PDF report into the lake (empty: setting KITSYNC_FETCH_PDF).
     """
     settings = Settings()
     want_pdf = settings.fetch_pdf if fetch_pdf is None else fetch_pdf

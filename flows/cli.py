@@ -1,12 +1,75 @@
-"""The `kitsync` command line: one entry point for the sandbox, the demo and (later) sync, load and query."""
+"""The `kitsync` command line: the sandbox, the demo, syncs, loads, backfills, queries and the servers.
+
+Every command that does work runs the same Prefect flow a deployment runs, so the shell and the scheduler
+behave alike. Input errors (a bad date, an unknown provider, a missing credential) end in one line that names
+the fix and a non-zero exit status, before anything is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 Command = Callable[[argparse.Namespace], int]
+PROVIDERS = ("all", "biomesight", "gencove")
+
+# Offline and quiet by default: Prefect's telemetry off unless the user turned it on.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+class UsageError(Exception):
+    """Input the command cannot act on; the message says what to do instead."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def _settings() -> Any:
+    """Settings from the environment, or a UsageError naming the variable to fix."""
+    from pydantic import ValidationError
+
+    from flows.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"KITSYNC_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise UsageError(f"invalid configuration: {problems}") from None
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    state = summary.get("state", "?")
+    print(f"{summary.get('flow', 'run')}: {state}")
+    if state == "skipped":
+        print(f"  {summary.get('reason', '')}")
+        return
+    for key in ("orders_polled", "kits_polled", "status_changes", "results_fetched", "requests_failed"):
+        if summary.get(key):
+            print(f"  {key.replace('_', ' ')}: {summary[key]}")
+    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred"):
+        values = summary.get(section) or {}
+        if values:
+            print(f"  {section.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    if "error" in summary:
+        print(f"  error: {summary['error']}")
+    if "warehouse" in summary:
+        print(f"  warehouse: {summary['warehouse']}")
+
+
+# --- handlers -----------------------------------------------------------------------------------------------
 
 
 def _sandbox_serve(args: argparse.Namespace) -> int:
@@ -19,14 +82,143 @@ def _sandbox_serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
-    return run_demo(seed=args.seed, kits=args.kits)
+    return run_demo(seed=args.seed, kits=args.kits, rounds=args.rounds, step_hours=args.step_hours)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    _settings()
+    failed = False
+    if args.provider in ("all", "biomesight"):
+        from flows.biomesight import sync_biomesight
+
+        summary = asyncio.run(sync_biomesight(load=not args.no_load, fetch_pdf=args.fetch_pdf or None))
+        _print_summary(summary)
+        failed |= summary.get("state") == "failed"
+    if args.provider in ("all", "gencove"):
+        from flows.gencove import sync_gencove
+
+        summary = asyncio.run(sync_gencove(project_ids=args.project or None, load=not args.no_load))
+        _print_summary(summary)
+        failed |= summary.get("state") == "failed"
+    return 1 if failed else 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    _settings()
+    from flows.load import load_warehouse
+
+    summary = asyncio.run(load_warehouse(compact=args.compact))
+    _print_summary(summary)
+    print(f"  files loaded: {summary.get('files_loaded', 0)}, rows loaded: {summary.get('rows_loaded', 0)}")
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    _settings()
+    from flows.backfill import BackfillError, backfill, plan_windows
+
+    try:  # check the slice before Prefect starts, so a bad one writes nothing
+        plan_windows(
+            start_date=args.start, end_date=args.end, kit_ids=args.kit or [], window_days=args.window_days
+        )
+    except BackfillError as error:
+        raise UsageError(str(error)) from None
+    summary = asyncio.run(
+        backfill(
+            provider=args.provider,
+            start_date=args.start,
+            end_date=args.end,
+            date_field=args.by,
+            kit_ids=args.kit or None,
+            refetch_results=args.refetch_results,
+            reprocess_from_raw=args.reprocess_from_raw,
+            window_days=args.window_days,
+            start_over=args.start_over,
+        )
+    )
+    _print_summary(summary)
+    return 1 if summary.get("state") == "failed" else 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from flows.output import render
+    from warehouse.duck import query
+
+    settings = _settings()
+    path = settings.data_dir.absolute() / "warehouse" / "kitsync.duckdb"
+    try:
+        table = query(path, args.sql)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    except duckdb.Error as error:
+        message = str(error).splitlines()[0]
+        raise UsageError(f"the query failed: {message} (the warehouse is read-only: SELECT only)") from None
+    sys.stdout.write(render(table, args.format, max_rows=args.max_rows if args.format == "table" else None))
+    return 0
+
+
+def _track_import(args: argparse.Namespace) -> int:
+    _settings()
+    from flows.track import track_import
+    from warehouse.exports import ExportFormatError, check_export
+
+    try:
+        check_export(args.file)
+    except ExportFormatError as error:
+        raise UsageError(str(error)) from None
+    summary = asyncio.run(track_import(str(Path(args.file).absolute())))
+    _print_summary(summary)
+    return 0
+
+
+def _webhooks_serve(args: argparse.Namespace) -> int:
+    from extract.webhooks import serve_webhooks
+    from flows.receiver import webhook_app
+
+    settings = _settings()
+    host = args.host or settings.webhook_host
+    port = args.port if args.port is not None else settings.webhook_port
+    print(f"kitsync webhook receiver on http://{host}:{port}/webhooks/biomesight and /webhooks/gencove")
+    serve_webhooks(host, port, webhook_app(settings))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve_all
+
+    serve_all(_settings())
+    return 0
+
+
+# --- the parser ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; sub-commands import their modules lazily so `--help` stays fast."""
-    parser = argparse.ArgumentParser(prog="kitsync", description=__doc__)
+    parser = argparse.ArgumentParser(prog="kitsync", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="where the lake and warehouse live (KITSYNC_DATA_DIR)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_sandbox_commands(commands)
+    _add_job_commands(commands)
+    _add_data_commands(commands)
+    _add_server_commands(commands)
+    try:
+        from report.cli import add_report_command
+    except ImportError:  # the report package is optional at this layer
+        pass
+    else:
+        add_report_command(commands)
+    return parser
 
+
+Subparsers = Any  # argparse's _SubParsersAction, which it does not export
+
+
+def _add_sandbox_commands(commands: Subparsers) -> None:
     sandbox = commands.add_parser("sandbox", help="local simulators of the partner APIs")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
     serve = sandbox_commands.add_parser("serve", help="serve both partner APIs on 127.0.0.1")
@@ -37,17 +229,80 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job against an in-process sandbox")
     demo.add_argument("--seed", type=int, default=7, help="sandbox world seed")
-    demo.add_argument("--kits", type=int, default=300, help="sandbox world size (kits per partner)")
+    demo.add_argument("--kits", type=int, default=300, help="sandbox world size (Biomesight kits)")
+    demo.add_argument("--rounds", type=int, default=4, help="sync rounds to run")
+    demo.add_argument("--step-hours", type=float, default=12.0, help="virtual hours between rounds")
     demo.set_defaults(handler=_demo)
-    return parser
+
+
+def _add_job_commands(commands: Subparsers) -> None:
+
+    sync = commands.add_parser("sync", help="sync partner statuses and results, then load the warehouse")
+    sync.add_argument("--provider", choices=PROVIDERS, default="all")
+    sync.add_argument("--project", action="append", help="Gencove project id (repeatable; default: settings)")
+    sync.add_argument("--fetch-pdf", action="store_true", help="also fetch Biomesight PDF reports")
+    sync.add_argument("--no-load", action="store_true", help="write the lake but do not load DuckDB")
+    sync.set_defaults(handler=_sync)
+
+    load = commands.add_parser("load", help="load what is new in the lake into DuckDB")
+    load.add_argument("--compact", action="store_true", help="first merge small files of closed partitions")
+    load.set_defaults(handler=_load)
+
+    backfill = commands.add_parser("backfill", help="re-sync a date range or explicit kits, in windows")
+    backfill.add_argument("--provider", choices=PROVIDERS, default="all")
+    backfill.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
+    backfill.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD)")
+    backfill.add_argument("--by", choices=("purchase_date", "sample_date"), default="purchase_date")
+    backfill.add_argument("--kit", action="append", help="kit or sample id (repeatable) instead of dates")
+    backfill.add_argument("--refetch-results", action="store_true", help="fetch results again even if loaded")
+    backfill.add_argument(
+        "--reprocess-from-raw", action="store_true", help="re-transform stored responses, no partner calls"
+    )
+    backfill.add_argument("--window-days", type=int, default=30)
+    backfill.add_argument("--start-over", action="store_true", help="redo windows an earlier run finished")
+    backfill.set_defaults(handler=_backfill)
+
+
+def _add_data_commands(commands: Subparsers) -> None:
+
+    query = commands.add_parser("query", help="run read-only SQL on the warehouse and print the answer")
+    query.add_argument("sql")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument("--max-rows", type=int, default=100, help="rows shown in table format")
+    query.set_defaults(handler=_query)
+
+    track = commands.add_parser("track", help="tell kitsync which Biomesight orders and kits exist")
+    track_commands = track.add_subparsers(dest="track_command", required=True)
+    track_import = track_commands.add_parser("import", help="import the platform's order/kit export")
+    track_import.add_argument("file", help="CSV or parquet export")
+    track_import.set_defaults(handler=_track_import)
+
+
+def _add_server_commands(commands: Subparsers) -> None:
+
+    webhooks = commands.add_parser("webhooks", help="the partners' webhook receiver")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    webhooks_serve = webhook_commands.add_parser("serve", help="receive and land partner webhooks")
+    webhooks_serve.add_argument("--host", default=None, help="interface (default KITSYNC_WEBHOOK_HOST)")
+    webhooks_serve.add_argument("--port", type=int, default=None, help="port (default KITSYNC_WEBHOOK_PORT)")
+    webhooks_serve.set_defaults(handler=_webhooks_serve)
+
+    serve_all = commands.add_parser("serve", help="serve every deployment on its schedule from this process")
+    serve_all.set_defaults(handler=_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kitsync` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.data_dir is not None:
+        os.environ["KITSYNC_DATA_DIR"] = str(args.data_dir)
     handler: Command = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except UsageError as error:
+        print(f"kitsync {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

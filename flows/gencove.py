@@ -283,7 +283,12 @@ async def run_gencove_sync(
 
 @flow(name="sync-gencove", log_prints=True)
 async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) -> dict[str, Any]:
-    """Hourly Gencove sync of the configured projects (or `project_ids`)."""
+    """Hourly Gencove sync of the configured projects.
+
+    Args:
+        project_ids: Gencove projects to sync (empty: setting KITSYNC_GENCOVE_PROJECT_IDS).
+        load: load the warehouse at the end of the run (off: only the lake is written).
+    """
     settings = Settings()
     projects = project_ids or list(settings.gencove_project_ids)
     parameters = {"project_ids": projects, "load": load}

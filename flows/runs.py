@@ -109,6 +109,7 @@ class RunRecorder:
         self.started_at = datetime.now(UTC)
         self.loads: list[LoadReport] = []
         self.summary: dict[str, Any] = {}
+        self.summary_extra: dict[str, Any] = {}  # flow-specific figures for the summary and artifact
         self._clock = time.monotonic()
         self.final_load = True
 
@@ -159,7 +160,13 @@ class RunRecorder:
         write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
         if exc is None and self.final_load:
             await self.load_warehouse()
-        self.summary = {"run_id": self.run_id, "flow": self.flow, "state": state, **counts}
+        self.summary = {
+            "run_id": self.run_id,
+            "flow": self.flow,
+            "state": state,
+            **counts,
+            **self.summary_extra,
+        }
         self.summary["warehouse"] = str(data_paths(self.settings).warehouse)
         await publish_summary(self.flow, self.summary)
 

@@ -80,6 +80,41 @@ class Settings(BaseSettings):
     )
     fetch_pdf: bool = Field(False, description="Also fetch Biomesight PDF reports into the lake.")
 
+    @field_validator(
+        "biomesight_client_secret",
+        "gencove_api_key",
+        "pseudonym_key",
+        "biomesight_webhook_token",
+        "gencove_webhook_secret",
+    )
+    @classmethod
+    def _secret_is_set(cls, value: SecretStr) -> SecretStr:
+        """An empty credential is a missing one: say so now, not as a 401 in the middle of a run."""
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty; set it (or unset the variable to use the sandbox's default)")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _pseudonym_key_is_long(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes (a short key makes pseudonyms guessable)")
+        return value
+
+    @field_validator("biomesight_client_id")
+    @classmethod
+    def _client_id_is_set(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty; set it to your Biomesight client id")
+        return value
+
+    @field_validator("biomesight_base_url", "gencove_base_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://app.biomesight.com")
+        return value.rstrip("/")
+
     @field_validator("gencove_project_ids", mode="before")
     @classmethod
     def _split_project_ids(cls, value: object) -> object:

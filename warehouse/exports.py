@@ -55,3 +55,29 @@ def _parquet_batches(file: Path, batch_size: int) -> Iterator[list[dict[str, str
             {key: "" if value is None else str(value) for key, value in row.items()}
             for row in record_batch.to_pylist()
         ]
+
+
+REQUIRED_COLUMNS = ("order_id",)
+
+
+def check_export(path: str | os.PathLike[str]) -> None:
+    """Fail fast, before a run starts, on an export that cannot be imported (missing, wrong kind, no ids)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ExportFormatError(f"{file}: no such file")
+    suffix = file.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            columns = pq.ParquetFile(file).schema_arrow.names
+        except Exception as error:
+            raise ExportFormatError(f"{file}: not a readable parquet file ({type(error).__name__})") from None
+    elif suffix in {".csv", ".txt"}:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            columns = next(csv.reader(handle), [])
+    else:
+        raise ExportFormatError(f"{file}: expected a .csv or .parquet export, not {suffix or 'no extension'}")
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise ExportFormatError(
+            f"{file}: the export has no {', '.join(missing)} column (found: {columns[:8]})"
+        )

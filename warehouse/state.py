@@ -9,9 +9,9 @@ in the plan for the next run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -193,3 +193,124 @@ def gencove_plan(db_path: str | os.PathLike[str], project_ids: Iterable[str]) ->
             if project_id in projects and latest is not None and latest.partner_status in final:
                 plan.samples_missing_details[sample_id] = project_id
     return plan
+
+
+# --- backfill selections ---------------------------------------------------------------------------------
+
+_BIOMESIGHT_KITS_BY_DATE = """
+SELECT k.kit_id, k.order_id
+FROM kits AS k
+LEFT JOIN orders AS o ON o.provider = k.provider AND o.order_id = k.order_id
+WHERE k.provider = 'biomesight'
+  AND CASE WHEN ? = 'sample_date' THEN k.sample_date ELSE coalesce(k.purchase_date, o.purchase_date) END
+      BETWEEN ? AND ?
+ORDER BY k.kit_id
+"""
+
+# Orders placed in the window that have no kit yet still belong to a purchase-date backfill.
+_BIOMESIGHT_ORDERS_BY_DATE = """
+SELECT order_id FROM orders
+WHERE provider = 'biomesight' AND ? = 'purchase_date' AND purchase_date BETWEEN ? AND ?
+ORDER BY order_id
+"""
+
+_BIOMESIGHT_KITS_BY_ID = """
+SELECT kit_id, order_id FROM kits WHERE provider = 'biomesight' AND list_contains(?, kit_id) ORDER BY kit_id
+"""
+
+_GENCOVE_SAMPLES_BY_DATE = """
+SELECT kit_id, project_id FROM kits
+WHERE provider = 'gencove' AND CAST(created_at AS DATE) BETWEEN ? AND ?
+ORDER BY kit_id
+"""
+
+_GENCOVE_SAMPLES_BY_ID = """
+SELECT kit_id, project_id FROM kits WHERE provider = 'gencove' AND list_contains(?, kit_id) ORDER BY kit_id
+"""
+
+
+@dataclass
+class BiomesightSelection:
+    """The orders and kits a Biomesight backfill window covers."""
+
+    order_ids: list[str] = field(default_factory=list)
+    kit_ids: list[str] = field(default_factory=list)
+
+
+def select_biomesight(
+    db_path: str | os.PathLike[str],
+    *,
+    date_field: str = "purchase_date",
+    first: date | None = None,
+    last: date | None = None,
+    kit_ids: Collection[str] = (),
+) -> BiomesightSelection:
+    """Tracked kits (and their orders) with `date_field` in [first, last], or the kits named in `kit_ids`."""
+    selection = BiomesightSelection()
+    connection = _open(db_path)
+    if connection is None:
+        return selection
+    with connection:
+        if kit_ids:
+            rows = connection.execute(_BIOMESIGHT_KITS_BY_ID, [sorted(kit_ids)]).fetchall()
+            orders: list[str] = []
+        else:
+            rows = connection.execute(_BIOMESIGHT_KITS_BY_DATE, [date_field, first, last]).fetchall()
+            orders = [
+                r[0]
+                for r in connection.execute(_BIOMESIGHT_ORDERS_BY_DATE, [date_field, first, last]).fetchall()
+            ]
+    selection.kit_ids = [kit_id for kit_id, _ in rows]
+    selection.order_ids = sorted({*orders, *(order_id for _, order_id in rows if order_id)})
+    return selection
+
+
+@dataclass
+class ReadyKits:
+    """Kits whose results are ready, and which of their results the warehouse lacks."""
+
+    ready: list[str] = field(default_factory=list)
+    missing_results: list[str] = field(default_factory=list)
+    missing_taxonomy: list[str] = field(default_factory=list)
+    missing_pdf: list[str] = field(default_factory=list)
+
+
+def ready_biomesight_kits(db_path: str | os.PathLike[str], kit_ids: Collection[str]) -> ReadyKits:
+    """Of `kit_ids`, those whose latest status says results are ready, with what each one lacks."""
+    found = ReadyKits()
+    connection = _open(db_path)
+    if connection is None or not kit_ids:
+        return found
+    wanted = set(kit_ids)
+    with connection:
+        rows = connection.execute(_READY_BIOMESIGHT_KITS).fetchall()
+    for kit_id, missing_results, missing_taxonomy, missing_pdf in rows:
+        if kit_id not in wanted:
+            continue
+        found.ready.append(kit_id)
+        if missing_results:
+            found.missing_results.append(kit_id)
+        if missing_taxonomy:
+            found.missing_taxonomy.append(kit_id)
+        if missing_pdf:
+            found.missing_pdf.append(kit_id)
+    return found
+
+
+def select_gencove(
+    db_path: str | os.PathLike[str],
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    sample_ids: Collection[str] = (),
+) -> dict[str, str]:
+    """Known Gencove samples (id -> project) created in [first, last], or those named in `sample_ids`."""
+    connection = _open(db_path)
+    if connection is None:
+        return {}
+    with connection:
+        if sample_ids:
+            rows = connection.execute(_GENCOVE_SAMPLES_BY_ID, [sorted(sample_ids)]).fetchall()
+        else:
+            rows = connection.execute(_GENCOVE_SAMPLES_BY_DATE, [first, last]).fetchall()
+    return dict(rows)

@@ -159,14 +159,26 @@ GROUP BY entity_id
 """
 
 # A sample's details are fetched once `samples/{id}` has been read: only that payload carries metadata (kept
-# as JSON, "{}" when empty), so a non-null metadata_json marks it. A succeeded sample also needs its results.
+# as JSON, "{}" when empty), so a non-null metadata_json marks it. A sample whose latest status is succeeded
+# also needs its results (deliverables): details read before it succeeded (a webhook named it early) do not
+# count. Failed samples have no results to wait for.
 _GENCOVE_DETAILS = """
+WITH latest AS (
+    SELECT entity_id, arg_max(partner_status, partner_date) AS status
+    FROM status_events
+    WHERE provider = 'gencove' AND entity = 'kit'
+    GROUP BY entity_id
+)
 SELECT
     k.kit_id,
     k.project_id,
     k.metadata_json IS NOT NULL
-        AND EXISTS (SELECT 1 FROM deliverables AS d WHERE d.provider = 'gencove' AND d.kit_id = k.kit_id)
+        AND (
+            coalesce(l.status, '') <> 'succeeded'
+            OR EXISTS (SELECT 1 FROM deliverables AS d WHERE d.provider = 'gencove' AND d.kit_id = k.kit_id)
+        )
 FROM kits AS k
+LEFT JOIN latest AS l ON l.entity_id = k.kit_id
 WHERE k.provider = 'gencove'
 """
 

@@ -1,0 +1,112 @@
+"""The real sync flows against the sandbox over HTTP: what a first sync loads, what later syncs ask for again.
+
+Request counts come from the sandbox's own traffic counter; expectations from its ground truth (tests/flows/
+truth.py), so "final kits are not polled again" is checked as a number of HTTP requests.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.flows.truth import (
+    kit_is_final,
+    order_is_final,
+    our_orders,
+    our_samples,
+    registered_kits,
+    requests,
+    results_visible,
+    sample_is_final,
+)
+from tests.synced import SyncedWorld
+from transform.schemas import TABLES
+
+
+def _contents(synced: SyncedWorld) -> dict[str, list[tuple[Any, ...]]]:
+    """Every warehouse table's rows, without observation times (a re-observation is not a change)."""
+    contents = {}
+    for name, spec in TABLES.items():
+        if name == "sync_runs":
+            continue
+        columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != spec.observed_at)
+        contents[name] = synced.rows(f'SELECT {columns} FROM "{name}" ORDER BY ALL')  # noqa: S608 - names from specs
+    return contents
+
+
+def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_change(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    with SyncedWorld.start(tmp_path / "data", kits=150, rounds=0, webhooks=False) as synced:
+        world, server = synced.world, synced.server
+        t1 = server.clock.now()
+
+        synced.sync()
+        first = server.request_counts()
+        kits_t1 = registered_kits(world, t1)
+        ready_t1 = {k.kit_id for k in kits_t1 if results_visible(k, t1)}
+        assert requests(first, "biomesight.kit_status") == len(kits_t1)
+        assert requests(first, "biomesight.order_status") == len(our_orders(world, t1))
+        assert requests(first, "biomesight.results") == 2 * len(ready_t1)  # JSON and CSV, once each
+        assert {r[0] for r in synced.rows("SELECT kit_id FROM results")} == ready_t1
+        assert {r[0] for r in synced.rows("SELECT DISTINCT kit_id FROM taxonomy")} == ready_t1
+        final_t1 = {s.sample_id for s in our_samples(world, t1) if sample_is_final(s, t1)}
+        assert requests(first, "gencove.sample") == len(final_t1)
+        loaded = {r[0] for r in synced.rows("SELECT kit_id FROM kits WHERE provider = 'gencove'")}
+        assert loaded == {s.sample_id for s in our_samples(world, t1)}
+        with_files = {s.sample_id for s in our_samples(world, t1) if sample_is_final(s, t1) and s.files}
+        assert {r[0] for r in synced.rows("SELECT DISTINCT kit_id FROM deliverables")} == with_files
+
+        # A day later: only what was not final is polled, only what became ready is fetched.
+        t2 = server.advance(timedelta(days=1))
+        server.reset_request_counts()
+        synced.sync()
+        second = server.request_counts()
+        kits_t2 = registered_kits(world, t2)
+        expected_polls = [k for k in kits_t2 if not kit_is_final(k, t1)]
+        assert requests(second, "biomesight.kit_status") == len(expected_polls) < len(kits_t2)
+        orders_t2 = our_orders(world, t2)
+        assert requests(second, "biomesight.order_status") == len(
+            [o for o in orders_t2 if not order_is_final(o, t1)]
+        )
+        ready_t2 = {k.kit_id for k in kits_t2 if results_visible(k, t2)}
+        assert requests(second, "biomesight.results") == 2 * len(ready_t2 - ready_t1)
+        assert {r[0] for r in synced.rows("SELECT kit_id FROM results")} == ready_t2
+        final_t2 = {s.sample_id for s in our_samples(world, t2) if sample_is_final(s, t2)}
+        assert requests(second, "gencove.sample") == len(final_t2 - final_t1)
+
+        # The same run again at the same virtual time: the same polls, nothing fetched, nothing changed.
+        before = _contents(synced)
+        server.reset_request_counts()
+        synced.sync()
+        third = server.request_counts()
+        assert requests(third, "biomesight.kit_status") == len(
+            [k for k in kits_t2 if not kit_is_final(k, t2)]
+        )
+        assert requests(third, "biomesight.results") == 0
+        assert requests(third, "gencove.sample") == 0
+        assert _contents(synced) == before
+        runs = synced.rows("SELECT flow, state FROM sync_runs WHERE flow LIKE 'sync-%'")
+        assert len(runs) == 6
+        assert {state for _, state in runs} == {"completed"}
+
+
+def test_a_second_sync_started_while_one_runs_steps_aside(prefect_api: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from flows.biomesight import sync_biomesight
+    from flows.runs import sync_lock
+    from flows.settings import Settings
+
+    with SyncedWorld.start(tmp_path / "data", kits=40, rounds=0, webhooks=False) as synced:
+        from flows.demo import environment
+
+        with environment(synced.env):
+            with sync_lock(Settings(), "biomesight"):  # what a run in progress holds
+                summary = asyncio.run(sync_biomesight())
+            assert summary["state"] == "skipped"
+            assert "another biomesight sync is running" in summary["reason"]
+            assert requests(synced.server.request_counts(), "biomesight.kit_status") == 0
+            summary = asyncio.run(sync_biomesight())
+        assert summary["state"] == "completed"

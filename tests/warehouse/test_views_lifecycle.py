@@ -477,7 +477,7 @@ def test_funnel_counts_kits_that_reached_each_stage_by_cohort(
 @pytest.mark.xfail(
     strict=True,
     reason="kit_lifecycle.furthest_path_rank ignores how far a kit got before an off-path final status "
-    "('Dried Out' is reported by the lab, so the kit reached 'received') and Biomesight shows only the current "
+    "('Dried Out' comes from the lab, so the kit reached 'received') and Biomesight shows only the current "
     "status: transform/status.py needs to say which path stage each final status implies",
 )
 def test_funnel_counts_kits_that_ended_in_the_lab_as_having_reached_it(synced_world: SyncedWorld) -> None:

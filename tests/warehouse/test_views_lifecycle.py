@@ -413,6 +413,25 @@ def test_lifecycle_cohort_attributes(
     assert_columns_match(expected, lifecycle, columns, tolerance=0.0)
 
 
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/Los_Angeles"])
+def test_lifecycle_purchase_dates_do_not_depend_on_the_readers_time_zone(
+    synced_world: SyncedWorld, expected: pd.DataFrame, zone: str
+) -> None:
+    """An analyst's DuckDB session runs in their own time zone; a cohort must not move with it (a Gencove
+    sample's purchase date is its creation's UTC date, like a Biomesight order's)."""
+    connection = connect_readonly(synced_world.warehouse)
+    try:
+        connection.execute(f"SET TimeZone = '{zone}'")
+        cursor = connection.execute(
+            "SELECT provider, kit_id, purchase_date, purchase_month FROM kit_lifecycle"
+        )
+        got = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    finally:
+        connection.close()
+    got = got.set_index(["provider", "kit_id"]).sort_index()
+    assert_columns_match(expected, got, ["purchase_date", "purchase_month"], tolerance=0.0)
+
+
 # --- cohorts, funnel, failure rates -------------------------------------------------------------------------
 
 

@@ -59,8 +59,12 @@ SELECT
     k.project_id,
     k.customer_key,
     coalesce(k.country_code, o.country_code) AS country_code,
-    coalesce(k.purchase_date, o.purchase_date, CAST(k.created_at AS DATE)) AS purchase_date,
-    strftime(coalesce(k.purchase_date, o.purchase_date, CAST(k.created_at AS DATE)), '%Y-%m') AS purchase_month,
+    -- A Gencove sample's purchase date is its creation's UTC date, like the platform's purchase dates: a bare
+    -- CAST(timestamptz AS DATE) would follow the reader's session time zone and move kits between cohorts.
+    coalesce(k.purchase_date, o.purchase_date, CAST(timezone('UTC', k.created_at) AS DATE)) AS purchase_date,
+    strftime(
+        coalesce(k.purchase_date, o.purchase_date, CAST(timezone('UTC', k.created_at) AS DATE)), '%Y-%m'
+    ) AS purchase_month,
     k.sample_date,
     k.sample_type,
     k.bristol_scale,

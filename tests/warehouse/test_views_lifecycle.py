@@ -17,19 +17,25 @@ DESIGN's lifecycle), not imported from transform/, so a wrong mapping there fail
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from sandbox.accounts import BIOMESIGHT_CLIENT_ID, GENCOVE_API_KEY, GENCOVE_PROJECT_IDS
+from sandbox.lifecycles import kit_lifecycle, order_fulfilment
 from sandbox.model import GENCOVE_FINAL_STATUSES, StatusChange, status_at
 from tests.synced import SyncedWorld
+from transform.reference import lifecycle_stages_table
+from transform.schemas import TABLES
 from warehouse.duck import connect_readonly
+from warehouse.migrate import migrate
 
 PATH = (
     "ordered",
@@ -430,6 +436,61 @@ def test_lifecycle_purchase_dates_do_not_depend_on_the_readers_time_zone(
         connection.close()
     got = got.set_index(["provider", "kit_id"]).sort_index()
     assert_columns_match(expected, got, ["purchase_date", "purchase_month"], tolerance=0.0)
+
+
+def _order_with_a_fulfilment_error() -> tuple[list[StatusChange], list[StatusChange]]:
+    """An order whose fulfilment hit Biomesight's 'Error' and then went on (as the sandbox models it), and the
+    lab journey of its kit, registered after delivery: the first such case among seeded draws."""
+    for seed in range(10_000):
+        rng = random.Random(f"order-error:{seed}")
+        placed = datetime(2026, 6, 1, 9, tzinfo=UTC)
+        fulfilment = order_fulfilment(rng, placed)
+        statuses = [change.status for change in fulfilment.timeline]
+        if "Error" not in statuses or fulfilment.delivered_at is None:
+            continue
+        life = kit_lifecycle(rng, fulfilment.delivered_at + timedelta(days=3))
+        if life.results_ready_at is not None:
+            pending = StatusChange("Pending", placed)
+            return [pending, *fulfilment.timeline], life.timeline
+    raise AssertionError("no seeded order hit a fulfilment error")
+
+
+def test_a_fulfilment_error_the_order_recovered_from_does_not_end_its_kit() -> None:
+    """Every status of the order and kit was seen (as with webhooks flowing): the kit got its results, so it
+    did not end at the order's 'Error', and no failure reason sticks to it."""
+    order_timeline, kit_timeline = _order_with_a_fulfilment_error()
+    observed_at = datetime(2026, 11, 1, tzinfo=UTC)
+    connection = duckdb.connect()
+    try:
+        migrate(connection, TABLES)
+        connection.register("stages", lifecycle_stages_table(observed_at))
+        connection.execute("INSERT INTO lifecycle_stages BY NAME SELECT * FROM stages")
+        connection.execute(
+            "INSERT INTO orders (provider, order_id, source, observed_at) "
+            "VALUES ('biomesight', 'O1', 'import', ?)",
+            [observed_at],
+        )
+        connection.execute(
+            "INSERT INTO kits (provider, kit_id, order_id, source, observed_at) "
+            "VALUES ('biomesight', 'K1', 'O1', 'import', ?)",
+            [observed_at],
+        )
+        for entity, entity_id, timeline, mapping in (
+            ("order", "O1", order_timeline, BIOMESIGHT_ORDER),
+            ("kit", "K1", kit_timeline, BIOMESIGHT_KIT),
+        ):
+            for change in timeline:
+                stage, reason = mapping[change.status]
+                connection.execute(
+                    "INSERT INTO status_events VALUES ('biomesight', ?, ?, ?, ?, ?, NULL, ?, 'webhook', ?)",
+                    [entity, entity_id, change.status, stage, reason, change.at, observed_at],
+                )
+        row = connection.execute(
+            "SELECT current_stage, is_final, ended_at, failure_reason, results_ready_at FROM kit_lifecycle"
+        ).fetchall()
+    finally:
+        connection.close()
+    assert row == [("results_ready", True, None, None, kit_timeline[-1].at)]
 
 
 # --- cohorts, funnel, failure rates -------------------------------------------------------------------------

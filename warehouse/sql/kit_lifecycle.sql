@@ -17,7 +17,6 @@ firsts AS (
         min(partner_date) FILTER (WHERE stage = 'received') AS received_at,
         min(partner_date) FILTER (WHERE stage = 'processing') AS processing_at,
         min(partner_date) FILTER (WHERE stage = 'results_ready') AS results_ready_at,
-        min(partner_date) FILTER (WHERE is_final AND NOT on_path) AS ended_at,
         max(stage_rank) FILTER (WHERE on_path) AS furthest_path_rank,
         count(*) FILTER (WHERE stage = 'unknown') AS unknown_events
     FROM kit_events
@@ -34,11 +33,24 @@ latest AS (
     FROM kit_events
     GROUP BY provider, kit_id
 ),
-failure AS (
-    SELECT provider, kit_id, arg_max(failure_reason, partner_date) AS failure_reason
-    FROM kit_events
-    WHERE failure_reason IS NOT NULL
-    GROUP BY provider, kit_id
+ending AS (
+    -- An off-path final status ends a kit only if nothing on the path came after it: a Biomesight order's
+    -- "Error" (failed, fulfilment_error) is followed by dispatch and delivery when fulfilment recovers, and
+    -- such a kit neither ended there nor failed.
+    SELECT
+        e.provider,
+        e.kit_id,
+        min(e.partner_date) FILTER (WHERE e.is_final AND NOT e.on_path) AS ended_at,
+        arg_max(e.failure_reason, e.partner_date) FILTER (WHERE e.failure_reason IS NOT NULL) AS failure_reason
+    FROM kit_events AS e
+    LEFT JOIN (
+        SELECT provider, kit_id, max(partner_date) AS last_path_at
+        FROM kit_events
+        WHERE on_path
+        GROUP BY provider, kit_id
+    ) AS p ON p.provider = e.provider AND p.kit_id = e.kit_id
+    WHERE p.last_path_at IS NULL OR e.partner_date >= p.last_path_at
+    GROUP BY e.provider, e.kit_id
 ),
 current_entry AS (
     -- when the kit entered its current stage: the first event of that stage after the last event of another
@@ -78,7 +90,7 @@ SELECT
     f.received_at,
     f.processing_at,
     f.results_ready_at,
-    f.ended_at,
+    en.ended_at,
     date_diff('second', f.ordered_at, f.shipped_at) / 86400.0 AS days_ordered_to_shipped,
     date_diff('second', f.shipped_at, f.delivered_at) / 86400.0 AS days_shipped_to_delivered,
     date_diff('second', f.delivered_at, f.sample_collected_at) / 86400.0 AS days_delivered_to_sample_collected,
@@ -93,13 +105,13 @@ SELECT
     coalesce(ce.entered_at, l.current_since) AS current_stage_since,
     date_diff('second', coalesce(ce.entered_at, l.current_since), a.as_of) / 86400.0 AS days_in_current_stage,
     coalesce(l.is_final, false) AS is_final,
-    fl.failure_reason,
+    en.failure_reason,
     f.furthest_path_rank,
     f.unknown_events
 FROM kits AS k
 LEFT JOIN orders AS o ON o.provider = k.provider AND o.order_id = k.order_id
 LEFT JOIN firsts AS f ON f.provider = k.provider AND f.kit_id = k.kit_id
 LEFT JOIN latest AS l ON l.provider = k.provider AND l.kit_id = k.kit_id
-LEFT JOIN failure AS fl ON fl.provider = k.provider AND fl.kit_id = k.kit_id
+LEFT JOIN ending AS en ON en.provider = k.provider AND en.kit_id = k.kit_id
 LEFT JOIN current_entry AS ce ON ce.provider = k.provider AND ce.kit_id = k.kit_id
 CROSS JOIN as_of AS a;

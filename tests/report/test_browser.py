@@ -1,0 +1,74 @@
+"""The report in a real browser: headless Chromium loads it offline, every image decodes, nothing errors.
+
+How errors are caught (see tests/report/chromium.py): a copy of the page gets a probe script as the first
+thing in <head>; it records uncaught exceptions, failed resource loads and console.error calls, and on the
+load event writes `img.complete && img.naturalWidth > 0` for every image plus what it saw into the DOM, which
+`--dump-dom` prints. Chromium's console log on stderr is checked too. A control page with a missing image, a
+corrupt one, a console.error and an uncaught exception proves the probe catches each kind: without it, a
+probe that silently stopped working would pass every page.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from tests.report.chromium import probe, run_chromium
+from tests.report.conftest import Rendered
+
+BROKEN_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>control</title></head><body>
+<img src="missing.png" alt="missing"><img src="data:image/png;base64,AAAA" alt="corrupt">
+<script>console.error("deliberate console error");</script>
+<script>throw new Error("deliberate uncaught error");</script>
+</body></html>"""
+
+
+def test_the_probe_catches_broken_images_and_errors(chromium: str, tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(BROKEN_PAGE, encoding="utf-8")
+    seen = probe(chromium, page, tmp_path / "profile")
+    assert seen["images"] == 2
+    assert sorted(seen["broken"]) == ["corrupt", "missing"]
+    assert any("deliberate console error" in e for e in seen["errors"])
+    assert any("deliberate uncaught error" in e for e in seen["errors"])
+    assert any("deliberate uncaught error" in line for line in seen["console"])
+
+
+def test_the_report_loads_offline_with_every_image_and_no_error(
+    chromium: str, rendered: Rendered, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    shutil.copy(rendered.path, page)  # alone in its directory: nothing beside it to load
+    seen = probe(chromium, page, tmp_path / "profile")
+    charts = sum(len(s.figures) for s in rendered.page.sections.values())
+    assert seen["images"] == charts > 0
+    assert seen["broken"] == []
+    assert seen["errors"] == []
+    assert seen["console"] == []
+
+
+def test_a_screenshot_of_the_report_shows_the_charts(
+    chromium: str, rendered: Rendered, tmp_path: Path
+) -> None:
+    shot = tmp_path / "report.png"
+    run = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        "--window-size=1400,3000",
+        rendered.path.as_uri(),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    with Image.open(shot) as image:
+        assert image.format == "PNG"
+        assert image.size == (1400, 3000)
+        # A page whose images failed would be header, cards and empty boxes: a few flat colours. Charts bring
+        # thousands (anti-aliased text, colour maps).
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+        assert colours is not None
+        assert len(colours) > 1000
+    saved = Path(rendered.path).with_name("report-screenshot.png")
+    shutil.copy(shot, saved)  # kept beside the rendered report for a person to look at

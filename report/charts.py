@@ -26,7 +26,7 @@ from report.data import MIN_COHORT_KITS, TAXA_RANK
 
 DPI = 144
 WIDTH_INCHES = 11.0
-_TITLE_CHARS = 98  # a 13 pt bold line across the figure's width
+_TITLE_CHARS = 90  # a 13 pt bold line across the figure's width, with room for wide letters
 _TITLE_LINE_INCHES = 0.27
 _N_LINE_INCHES = 0.42
 
@@ -110,7 +110,9 @@ def _wrap(label: str, width: int = 12) -> str:
 
 def cohort_label(dimension: str, value: str) -> str:
     """A cohort value as a title names it: a bare "2" means nothing outside the chart's axis."""
-    return f"Bristol type {value}" if dimension == "bristol_scale" else str(value)
+    if dimension == "bristol_scale":
+        return f"Bristol type {value}"
+    return f"'{value}'" if " " in str(value) else str(value)
 
 
 def _share(fraction: float) -> str:
@@ -122,7 +124,7 @@ def _share(fraction: float) -> str:
 
 
 def _cohort_tick(value: str, n: int) -> str:
-    return f"{_wrap(value)}\nn={n}"
+    return f"{_wrap(value, 10)}\nn={n}"
 
 
 def _stage(stage: str) -> str:
@@ -389,10 +391,10 @@ def _failures_by_cohort(
     axes.set_ylim(0, max(float(bottom.max()), 1.0) * 1.3)
     axes.set_xticks(x, [_cohort_tick(v, int(finals.get(v, 0))) for v in values], fontsize=7)
     axes.set_ylabel("share of the cohort's finished kits (%)")
-    axes.set_xlabel(f"{dimension_name(dimension)} (n = finished kits)")
-    axes.set_title(
-        f"By {dimension_name(dimension)}, stacked by reason (pale: fewer than {MIN_COHORT_KITS} finished)"
+    axes.set_xlabel(
+        f"{dimension_name(dimension)} (n = finished kits; pale: fewer than {MIN_COHORT_KITS} finished kits)"
     )
+    axes.set_title(f"By {dimension_name(dimension)}, stacked by reason")
     axes.legend(fontsize=7, frameon=False, ncols=2)
     axes.grid(axis="y", alpha=0.3)
 
@@ -415,7 +417,7 @@ def scores_chart(scores: pd.DataFrame, dimension: str) -> Chart | None:
         rows = eligible[eligible["score_key"] == key]
         high, low = rows.loc[rows["median"].idxmax()], rows.loc[rows["median"].idxmin()]
         title = (
-            f"{_score_label(names[key])} differs most by {dimension_name(dimension)}: median "
+            f"{_score_label(names[key])} shows the largest gap by {dimension_name(dimension)}: median "
             f"{high['median']:.0f} in {cohort_label(dimension, high['cohort_value'])} "
             f"vs {low['median']:.0f} in {cohort_label(dimension, low['cohort_value'])}"
         )
@@ -475,7 +477,7 @@ def taxa_heatmap(
         genus = str(ratio.idxmax())
         high, low = sub.loc[genus].idxmax(), sub.loc[genus].idxmin()
         title = (
-            f"{genus} differs most by {dimension_name(dimension)}: mean abundance "
+            f"{genus} shows the largest gap by {dimension_name(dimension)}: mean abundance "
             f"{_share(sub.loc[genus, high])} in {cohort_label(dimension, high)} vs "
             f"{_share(sub.loc[genus, low])} in {cohort_label(dimension, low)}"
         )

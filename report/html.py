@@ -225,7 +225,7 @@ header { background: #1f2a3a; color: #fff; padding: 28px 0 22px; }
 header .wrap, main { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
 header h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; }
 header p { margin: 0; color: #c9d2de; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px;
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(165px, 1fr)); gap: 12px;
          margin: -14px 0 18px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .card .value { font-size: 24px; font-weight: 700; line-height: 1.2; }
@@ -350,7 +350,8 @@ def render_page(
             "</main>",
             "<footer>Built by <code>kitsync report</code> from the warehouse's analysis views only "
             f"({html.escape(', '.join(VIEWS))}). Cohorts with fewer than {MIN_COHORT_KITS} kits are "
-            "drawn with their n but never named in a finding.</footer>",
+            "drawn with their n but never named in a finding. Gaps between cohorts are described, not "
+            "tested: see examples/cohort_genus_abundance.py for a significance test.</footer>",
             "</body></html>",
         ]
     )

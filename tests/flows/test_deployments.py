@@ -1,0 +1,95 @@
+"""`prefect deploy --all` of prefect.yaml against a temporary Prefect server registers what kitsync declares.
+
+Runs the real Prefect command line in a subprocess against the session's test server, then reads back what
+the server recorded: every deployment, its entry point, schedule, concurrency and parameter form.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from flows.deployments import deployment_specs
+from flows.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def _prefect(*arguments: str, api_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - the Prefect CLI of this venv, fixed arguments
+        [PREFECT, *arguments],
+        cwd=ROOT,
+        env={**os.environ, "PREFECT_API_URL": api_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def registered(prefect_api: str) -> dict[str, dict[str, Any]]:
+    """The deployments the server holds after `prefect deploy --all`, by name."""
+    pool = _prefect("work-pool", "create", "kitsync-process", "--type", "process", api_url=prefect_api)
+    assert pool.returncode == 0, pool.stderr[-2000:]
+    deployed = _prefect("--no-prompt", "deploy", "--all", api_url=prefect_api)
+    assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-3000:]
+    found = httpx.post(f"{prefect_api}/deployments/filter", json={}, timeout=30).raise_for_status().json()
+    return {deployment["name"]: deployment for deployment in found}
+
+
+def test_every_declared_deployment_is_registered_with_its_schedule(
+    registered: dict[str, dict[str, Any]],
+) -> None:
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    specs = {spec.name: spec for spec in deployment_specs(Settings())}
+    assert set(registered) == {d["name"] for d in declared} == set(specs)
+    for name, spec in specs.items():
+        deployment = registered[name]
+        assert deployment["entrypoint"] == spec.entrypoint
+        assert deployment["work_pool_name"] == "kitsync-process"
+        crons = [s["schedule"]["cron"] for s in deployment["schedules"]]
+        assert crons == ([spec.cron] if spec.cron else [])
+        assert deployment["description"] == spec.description
+    for name in ("sync-gencove-hourly", "sync-biomesight-hourly", "load-warehouse"):
+        assert registered[name]["global_concurrency_limit"]["limit"] == 1
+
+
+def test_the_backfill_form_has_every_parameter_typed_and_described(
+    registered: dict[str, dict[str, Any]],
+) -> None:
+    properties = registered["backfill"]["parameter_openapi_schema"]["properties"]
+    assert list(properties) == [
+        "provider",
+        "start_date",
+        "end_date",
+        "date_field",
+        "kit_ids",
+        "refetch_results",
+        "reprocess_from_raw",
+        "window_days",
+        "start_over",
+    ]
+    assert all(field["description"] for field in properties.values())
+    assert properties["provider"]["enum"] == ["all", "biomesight", "gencove"]
+    assert {"format": "date", "type": "string"} in properties["start_date"]["anyOf"]
+    assert {"items": {"type": "string"}, "type": "array"} in properties["kit_ids"]["anyOf"]
+    assert properties["window_days"] == {**properties["window_days"], "type": "integer", "default": 30}
+    assert properties["refetch_results"]["type"] == properties["reprocess_from_raw"]["type"] == "boolean"
+    assert registered["backfill"]["schedules"] == []
+
+
+def test_sync_forms_describe_their_parameters(registered: dict[str, dict[str, Any]]) -> None:
+    gencove = registered["sync-gencove-hourly"]["parameter_openapi_schema"]["properties"]
+    biomesight = registered["sync-biomesight-hourly"]["parameter_openapi_schema"]["properties"]
+    assert set(gencove) == {"project_ids", "load"}
+    assert set(biomesight) == {"load", "fetch_pdf"}
+    assert all(field["description"] for field in (*gencove.values(), *biomesight.values()))

@@ -52,6 +52,8 @@ RANK_PLURALS = {
 _INK = "#222222"
 _MUTED = "#666666"
 
+# The report's house style, set once on import: rc_context per figure would mutate the same global rcParams
+# anyway (and not thread-safely), and nothing else in kitsync draws with matplotlib.
 mpl.rcParams.update(
     {
         "font.family": "DejaVu Sans",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from extract.biomesight import AsyncBiomesightClient, BiomesightClient
 from extract.gencove import AsyncGencoveClient, GencoveClient
+from extract.retry import Backoff
 from flows.settings import Settings
 
 
@@ -41,6 +42,11 @@ def pseudonym_key(settings: Settings) -> bytes:
     return settings.pseudonym_key.get_secret_value().encode()
 
 
+def backoff(settings: Settings) -> Backoff:
+    """The retry backoff the settings ask for (tests and impatient deployments shorten it)."""
+    return Backoff(base=settings.retry_base_delay, cap=settings.retry_max_delay)
+
+
 def biomesight_client(settings: Settings) -> BiomesightClient:
     return BiomesightClient(
         settings.biomesight_base_url,
@@ -48,6 +54,7 @@ def biomesight_client(settings: Settings) -> BiomesightClient:
         settings.biomesight_client_secret.get_secret_value(),
         timeout=settings.http_timeout,
         max_retries=settings.max_retries,
+        backoff=backoff(settings),
     )
 
 
@@ -58,6 +65,7 @@ def async_biomesight_client(settings: Settings) -> AsyncBiomesightClient:
         settings.biomesight_client_secret.get_secret_value(),
         timeout=settings.http_timeout,
         max_retries=settings.max_retries,
+        backoff=backoff(settings),
         max_concurrency=settings.concurrency,
         use_aiohttp=settings.use_aiohttp,
     )
@@ -69,6 +77,7 @@ def gencove_client(settings: Settings) -> GencoveClient:
         settings.gencove_api_key.get_secret_value(),
         timeout=settings.http_timeout,
         max_retries=settings.max_retries,
+        backoff=backoff(settings),
     )
 
 
@@ -78,6 +87,7 @@ def async_gencove_client(settings: Settings) -> AsyncGencoveClient:
         settings.gencove_api_key.get_secret_value(),
         timeout=settings.http_timeout,
         max_retries=settings.max_retries,
+        backoff=backoff(settings),
         max_concurrency=settings.concurrency,
         use_aiohttp=settings.use_aiohttp,
     )

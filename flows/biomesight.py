@@ -314,6 +314,7 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
             settings, flow="sync-biomesight", provider=PROVIDER, parameters=parameters
         ) as run:
             run.final_load = load
+            run.report = True
             run.tally += ingest_biomesight_events(settings)
             await run.load_warehouse()
             plan = biomesight_plan(data_paths(settings).warehouse)

@@ -96,6 +96,8 @@ def sandbox_environment(server: SandboxServer, data_dir: Path) -> dict[str, str]
         "KITSYNC_DATA_DIR": str(data_dir),
         "KITSYNC_BIOMESIGHT_BASE_URL": server.base_url,
         "KITSYNC_GENCOVE_BASE_URL": server.base_url,
+        # Every round would re-render the report; the demo renders it once at the end instead.
+        "KITSYNC_REPORT_AFTER_SYNC": "false",
     }
 
 
@@ -223,6 +225,10 @@ def run_demo(*, seed: int = 7, kits: int = 300, rounds: int = 4, step_hours: flo
     for title, sql in COHORT_QUESTIONS:
         print(f"\n{title}\n")
         print(render(query(warehouse, sql), max_rows=20))
+    from flows.report import publish_report
+
+    report = asyncio.run(publish_report(Settings()))
+    print(f"Cohort report (open it in a browser): {report.get('path')}")
     print(f"Done in {time.monotonic() - started:.0f} s. The DuckDB warehouse is {warehouse}")
     print("Query it: .venv/bin/kitsync query \"SELECT * FROM funnel WHERE cohort_dimension = 'provider'\"")
     return 0

@@ -298,6 +298,7 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
             settings, flow="sync-gencove", provider=PROVIDER, parameters=parameters
         ) as run:
             run.final_load = load
+            run.report = True
             pushed, event_ids = pending_gencove_samples(settings)
             await run.load_warehouse()
             plan = gencove_plan(data_paths(settings).warehouse, projects)

@@ -112,6 +112,7 @@ class RunRecorder:
         self.summary_extra: dict[str, Any] = {}  # flow-specific figures for the summary and artifact
         self._clock = time.monotonic()
         self.final_load = True
+        self.report = False  # sync flows: refresh the cohort report when the run changed something
 
     async def __aenter__(self) -> Self:
         # The reference tables (status map, stages) ride along with every run, so views never lack them.
@@ -168,7 +169,24 @@ class RunRecorder:
             **self.summary_extra,
         }
         self.summary["warehouse"] = str(data_paths(self.settings).warehouse)
+        if exc is None and self._report_due():
+            self.summary["report"] = await self._publish_report()
         await publish_summary(self.flow, self.summary)
+
+    def _report_due(self) -> bool:
+        changed = self.tally.status_changes or self.tally.results_fetched
+        return self.report and self.final_load and self.settings.report_after_sync and bool(changed)
+
+    async def _publish_report(self) -> dict[str, Any]:
+        """The cohort report and its artifact; a report that fails to render never fails the sync."""
+        from flows.report import publish_report
+
+        try:
+            report = await publish_report(self.settings)
+        except Exception as error:  # the sync's data is loaded; only the picture is missing
+            run_logger().warning("cohort report failed: %s: %s", type(error).__name__, error)
+            return {"status": "failed", "error": f"{type(error).__name__}: {error}"[:300]}
+        return {key: report.get(key) for key in ("status", "path", "artifact")}
 
 
 def _markdown(summary: dict[str, Any]) -> str:

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         900.0, gt=0, description="How long a load waits for another run's load to finish before giving up."
     )
     fetch_pdf: bool = Field(False, description="Also fetch Biomesight PDF reports into the lake.")
+    report_after_sync: bool = Field(
+        True,
+        description="Re-render the cohort report (and its Prefect artifact) after a sync that changed data.",
+    )
 
     @field_validator(
         "biomesight_client_secret",

@@ -104,8 +104,11 @@ def test_events_delivered_twice_are_counted_once(prefect_api: str, tmp_path: Pat
             assert gencove_summary["results_fetched"] == 1
 
             server.set_time(change.at)
-            biomesight_summary = asyncio.run(sync_biomesight())
+            with environment({"KITSYNC_REPORT_AFTER_SYNC": "true"}):  # the demo world turns it off
+                biomesight_summary = asyncio.run(sync_biomesight())
             assert biomesight_summary["rows_written"]["webhook_events"] == 1
+            assert biomesight_summary["report"]["status"] == "written"  # something changed: report refreshed
+            assert Path(biomesight_summary["report"]["path"]).is_file()
             again = asyncio.run(sync_biomesight())
             assert "webhook_events" not in again["rows_written"]
 
@@ -118,3 +121,4 @@ def test_events_delivered_twice_are_counted_once(prefect_api: str, tmp_path: Pat
         assert "# sync-biomesight — completed" in markdown
         assert "kits polled" in markdown
         assert Settings().biomesight_client_secret.get_secret_value() not in markdown
+        assert "kits tracked" in _artifact_markdown(prefect_api, "cohort-report").lower()

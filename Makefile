@@ -41,7 +41,7 @@ bench: $(STAMP)
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	.venv-lock/bin/python -m pip freeze --all --exclude-editable --disable-pip-version-check | grep -v "^pip==" | sort > requirements.lock
 	rm -rf .venv-lock
 

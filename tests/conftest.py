@@ -25,6 +25,11 @@ def prefect_api() -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
+        # Configure Prefect's logging now, while stdout/stderr are pytest's session-wide capture: configured
+        # later inside a test using capsys, its console handler would keep writing to a closed stream.
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging()
         url = str(PREFECT_API_URL.value())
         saved = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url

@@ -42,8 +42,9 @@ class RunTally:
         self.rows_written.update(written)
         quarantine = result.quarantine
         if quarantine.num_rows:
-            for reason, n in pc.value_counts(quarantine.column("reason")).to_pylist():  # type: ignore[misc]
-                self.quarantined[reason] += n
+            # value_counts gives one {"values", "counts"} struct per reason (unpacking one yields its keys)
+            for pair in pc.value_counts(quarantine.column("reason")).to_pylist():
+                self.quarantined[pair["values"]] += pair["counts"]
         self.unknown_statuses.update(result.unknown_status_counts())
 
     def as_dict(self) -> dict[str, Any]:

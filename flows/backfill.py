@@ -18,7 +18,7 @@ from prefect import flow
 
 from flows import biomesight, gencove
 from flows.runs import RunRecorder, chunks, run_logger
-from flows.runtime import data_paths
+from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from warehouse.checkpoints import BackfillLedger, backfill_key
@@ -163,7 +163,7 @@ async def backfill(
         window_days: days per window; each finished window is recorded and skipped by a re-run.
         start_over: forget the finished windows of an earlier run of this same backfill.
     """
-    settings = Settings()
+    settings = await run_settings()
     windows = plan_windows(
         start_date=start_date, end_date=end_date, kit_ids=list(kit_ids or []), window_days=window_days
     )

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.outcomes import record_failure
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
-from flows.runtime import async_biomesight_client, data_paths
+from flows.runtime import async_biomesight_client, data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import ingest_biomesight_events
@@ -305,7 +305,7 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
         load: load the warehouse at the end of the run (off: only the lake is written).
         fetch_pdf: also fetch each ready kit's PDF report into the lake (empty: setting KITSYNC_FETCH_PDF).
     """
-    settings = Settings()
+    settings = await run_settings()
     want_pdf = settings.fetch_pdf if fetch_pdf is None else fetch_pdf
     parameters = {"load": load, "fetch_pdf": want_pdf}
 

@@ -176,8 +176,10 @@ def _track_import(args: argparse.Namespace) -> int:
 def _webhooks_serve(args: argparse.Namespace) -> int:
     from extract.webhooks import serve_webhooks
     from flows.receiver import webhook_app
+    from flows.runtime import run_settings
 
-    settings = _settings()
+    _settings()
+    settings = asyncio.run(run_settings())  # secrets may live in Prefect Secret blocks
     host = args.host or settings.webhook_host
     port = args.port if args.port is not None else settings.webhook_port
     print(f"kitsync webhook receiver on http://{host}:{port}/webhooks/biomesight and /webhooks/gencove")

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from extract.gencove import AsyncGencoveClient
 from flows.outcomes import record_failure
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
-from flows.runtime import async_gencove_client, data_paths, pseudonym_key
+from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import consume_gencove_events, pending_gencove_samples
@@ -289,7 +289,7 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
         project_ids: Gencove projects to sync (empty: setting KITSYNC_GENCOVE_PROJECT_IDS).
         load: load the warehouse at the end of the run (off: only the lake is written).
     """
-    settings = Settings()
+    settings = await run_settings()
     projects = project_ids or list(settings.gencove_project_ids)
     parameters = {"project_ids": projects, "load": load}
 

@@ -9,8 +9,7 @@ from typing import Any
 from prefect import flow
 
 from flows.runs import RunRecorder
-from flows.runtime import data_paths
-from flows.settings import Settings
+from flows.runtime import data_paths, run_settings
 from transform.schemas import ALL_SPECS
 from warehouse.maintenance import compact_lake
 
@@ -22,7 +21,7 @@ async def load_warehouse(compact: bool = False) -> dict[str, Any]:
     Args:
         compact: first merge the small files of partitions from before today (content is unchanged).
     """
-    settings = Settings()
+    settings = await run_settings()
     paths = data_paths(settings)
     async with RunRecorder(
         settings, flow="load-warehouse", provider="all", parameters={"compact": compact}

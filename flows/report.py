@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.runtime import data_paths
+from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
 from report.cohorts import DEFAULT_DIMENSION
 
@@ -79,4 +79,4 @@ async def _publish_artifact(report: Any, out: Path) -> str | None:
 @flow(name="cohort-report")
 async def cohort_report(cohort: str = DEFAULT_DIMENSION) -> dict[str, Any]:
     """Re-render the cohort report from the published warehouse (settings read at run time)."""
-    return await publish_report(Settings(), cohort=cohort)
+    return await publish_report(await run_settings(), cohort=cohort)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from extract.biomesight import AsyncBiomesightClient, BiomesightClient
 from extract.gencove import AsyncGencoveClient, GencoveClient
 from extract.retry import Backoff
@@ -32,6 +34,30 @@ class DataPaths:
     @property
     def landing(self) -> Path:
         return self.data_dir
+
+
+SECRET_FIELDS = (
+    "biomesight_client_secret",
+    "gencove_api_key",
+    "pseudonym_key",
+    "biomesight_webhook_token",
+    "gencove_webhook_secret",
+)
+
+
+async def run_settings() -> Settings:
+    """The settings of a run: the environment's, with secrets named by `KITSYNC_*_BLOCK` loaded from Prefect
+    Secret blocks. Called when a run starts, so a rotated secret is picked up by the next run."""
+    settings = Settings()
+    loaded: dict[str, SecretStr] = {}
+    for name in SECRET_FIELDS:
+        block = getattr(settings, f"{name}_block")
+        if block:
+            from prefect.blocks.system import Secret
+
+            secret = await Secret.aload(block)
+            loaded[name] = SecretStr(str(secret.get()))
+    return settings.model_copy(update=loaded) if loaded else settings
 
 
 def data_paths(settings: Settings) -> DataPaths:

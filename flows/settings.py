@@ -84,6 +84,22 @@ class Settings(BaseSettings):
         description="Re-render the cohort report (and its Prefect artifact) after a sync that changed data.",
     )
 
+    biomesight_client_secret_block: str | None = Field(
+        None, description="Prefect Secret block holding the Biomesight client secret (overrides it)."
+    )
+    gencove_api_key_block: str | None = Field(
+        None, description="Prefect Secret block holding the Gencove API key (overrides it)."
+    )
+    pseudonym_key_block: str | None = Field(
+        None, description="Prefect Secret block holding the pseudonym key (overrides it)."
+    )
+    biomesight_webhook_token_block: str | None = Field(
+        None, description="Prefect Secret block holding the Biomesight webhook token (overrides it)."
+    )
+    gencove_webhook_secret_block: str | None = Field(
+        None, description="Prefect Secret block holding the Gencove webhook secret (overrides it)."
+    )
+
     @field_validator(
         "biomesight_client_secret",
         "gencove_api_key",

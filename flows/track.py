@@ -9,8 +9,7 @@ from typing import Any
 from prefect import flow
 
 from flows.runs import RunRecorder
-from flows.runtime import data_paths, pseudonym_key
-from flows.settings import Settings
+from flows.runtime import data_paths, pseudonym_key, run_settings
 from transform import transform_platform_export
 from warehouse.batches import write_tables
 from warehouse.exports import read_export
@@ -19,7 +18,7 @@ from warehouse.exports import read_export
 @flow(name="track-import", log_prints=True)
 async def track_import(path: str) -> dict[str, Any]:
     """Import an export file (CSV or parquet): orders and registered kits become tracked, pseudonymized."""
-    settings = Settings()
+    settings = await run_settings()
     key = pseudonym_key(settings)
     async with RunRecorder(
         settings, flow="track-import", provider="biomesight", parameters={"file": Path(path).name}

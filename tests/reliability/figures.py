@@ -1,0 +1,54 @@
+"""The figures the reliability suite prints (the README's "Reliability" section quotes them).
+
+Each test adds what it really exercised (a fault rule counts only if it fired, a bad input only if it was fed
+to the code), so the numbers are measurements of this run, not constants. `rows lost` and `duplicates` add
+up what the reconciliations found: a test that finds any also fails, so a green run prints zeros.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+LABELS = {
+    "fault_scenarios": "fault scenarios run (endpoint x fault kind, each seen to fire)",
+    "bad_inputs": "bad inputs tried (transforms, webhook receiver, command line)",
+    "crash_points": "crash points tested (SIGKILL, then a normal re-run)",
+    "events_delivered": "webhook events delivered (load test and attacks)",
+    "rows_lost": "rows lost",
+    "duplicates": "duplicate rows",
+}
+
+
+@dataclass
+class Figures:
+    """Thread-safe counters, with a breakdown per category for the terminal summary."""
+
+    totals: Counter[str] = field(default_factory=Counter)
+    detail: dict[str, Counter[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, figure: str, n: int = 1, *, what: str | None = None) -> None:
+        if figure not in LABELS:
+            raise KeyError(f"unknown figure {figure!r}")
+        with self._lock:
+            self.totals[figure] += n
+            if what is not None:
+                self.detail.setdefault(figure, Counter())[what] += n
+
+    def lines(self) -> list[str]:
+        """One line per figure, then the breakdowns."""
+        with self._lock:
+            lines = [f"{self.totals[name]:>7}  {label}" for name, label in LABELS.items()]
+            for name, counts in self.detail.items():
+                parts = ", ".join(f"{what} {n}" for what, n in sorted(counts.items()))
+                lines.append(f"         {name}: {parts}")
+        return lines
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.totals) or bool(self.detail)
+
+
+FIGURES = Figures()

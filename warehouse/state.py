@@ -55,7 +55,8 @@ class GencovePlan:
     """Gencove work: where each project's listing resumes, and final samples whose details are missing."""
 
     cursors: dict[str, datetime] = field(default_factory=dict)  # project id -> newest `modified` loaded
-    samples_missing_details: dict[str, str] = field(default_factory=dict)  # sample id -> project id
+    # sample id -> project id: final samples without details, and samples last seen in an unknown status
+    samples_missing_details: dict[str, str] = field(default_factory=dict)
     details_fetched: set[str] = field(default_factory=set)
     known: dict[str, KnownStatus] = field(default_factory=dict)  # sample id -> latest
 
@@ -195,14 +196,20 @@ def gencove_plan(db_path: str | os.PathLike[str], project_ids: Iterable[str]) ->
             if project_id in projects:
                 plan.cursors[project_id] = modified
         final = {status for _, status in connection.execute(_FINAL_STATUSES, ["gencove"]).fetchall()}
-        for sample_id, status, date, _stage in connection.execute(_LATEST_GENCOVE).fetchall():
+        # A sample last seen in an undocumented status is never final, so it is asked about again by id: the
+        # listing only shows it again once its `modified` moves, which a status Gencove renamed may never do.
+        unknown = set()
+        for sample_id, status, date, stage in connection.execute(_LATEST_GENCOVE).fetchall():
             plan.known[sample_id] = KnownStatus(status, date)
+            if stage == "unknown":
+                unknown.add(sample_id)
         for sample_id, project_id, fetched in connection.execute(_GENCOVE_DETAILS).fetchall():
-            if fetched:
+            if fetched and sample_id not in unknown:
                 plan.details_fetched.add(sample_id)
                 continue
             latest = plan.known.get(sample_id)
-            if project_id in projects and latest is not None and latest.partner_status in final:
+            wanted = latest is not None and (latest.partner_status in final or sample_id in unknown)
+            if project_id in projects and wanted:
                 plan.samples_missing_details[sample_id] = project_id
     return plan
 

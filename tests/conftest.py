@@ -6,12 +6,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.synced import SyncedWorld
 
 # Offline and quiet before Prefect is imported anywhere in the session.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# Property tests draw the same examples on every run (CI and a laptop agree; a failure reproduces), keep no
+# example database in the working tree, and are not timed (the machine is shared and noisy).
+hypothesis_settings.register_profile("kitsync", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kitsync"))
 
 
 @pytest.fixture(scope="session")

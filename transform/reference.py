@@ -22,6 +22,8 @@ def status_map_table(observed_at: datetime) -> pa.Table:
             "is_final": mapping.is_final,
             "stage_rank": STAGE_RANK[mapping.stage],
             "description": mapping.description,
+            "reached_stage": mapping.reached_stage,
+            "reached_rank": None if mapping.reached_stage is None else STAGE_RANK[mapping.reached_stage],
             "observed_at": observed_at,
         }
         for mapping in DOCUMENTED

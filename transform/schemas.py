@@ -335,6 +335,8 @@ STATUS_MAP = TableSpec(
         ("is_final", pa.bool_(), False),
         ("stage_rank", pa.int32(), False),
         ("description", pa.string()),
+        ("reached_stage", pa.string()),
+        ("reached_rank", pa.int32()),
         _OBSERVED_AT,
     ),
     primary_key=("provider", "entity", "partner_status"),

@@ -69,7 +69,22 @@ class StageMapping:
 
     @property
     def is_final(self) -> bool:
+        if (self.provider, self.entity, self.partner_status) in _RECOVERABLE:
+            return False
         return is_final_stage(self.stage, self.entity)
+
+    @property
+    def reached_stage(self) -> str | None:
+        """The furthest path stage this status proves the kit reached (for funnels), None if it proves none.
+
+        A path status proves its own stage. An off-path one proves where the kit must have been: Biomesight
+        pushes kit statuses only "as a sample moves through the lab pipeline" (its vocabulary starts at
+        Shipping to Lab), a sample the lab found not viable or dried out was received, a failed QA or a
+        failed analysis was processed, a kit lost in transit had shipped.
+        """
+        if self.stage in PATH_STAGES:
+            return self.stage
+        return _REACHED.get((self.provider, self.entity, self.partner_status))
 
 
 # Every documented status. Biomesight's descriptions are quoted from its partner doc; Gencove's from its guide
@@ -203,6 +218,27 @@ _DOCUMENTED_ROWS: Final[tuple[tuple[str, Entity, str, str, str | None, str], ...
 )
 DOCUMENTED: Final[tuple[StageMapping, ...]] = tuple(StageMapping(*row) for row in _DOCUMENTED_ROWS)
 
+# Off-path statuses that are not the end: Biomesight's order "Error" is followed by dispatch and delivery once
+# fulfilment recovers, so such an order keeps being polled.
+_RECOVERABLE: Final = frozenset({("biomesight", "order", "Error")})
+
+# The path stage an off-path status proves was reached (see StageMapping.reached_stage).
+_REACHED: Final[dict[tuple[str, str, str], str]] = {
+    ("biomesight", "kit", "Replacement Kit"): "in_transit_to_lab",
+    ("biomesight", "kit", "Sample Cancelled"): "in_transit_to_lab",
+    ("biomesight", "kit", "Enquiry Initiated"): "in_transit_to_lab",
+    ("biomesight", "kit", "Sample Not Viable"): "received",
+    ("biomesight", "kit", "Dried Out"): "received",
+    ("biomesight", "kit", "QA Failed"): "processing",
+    ("biomesight", "order", "Lost"): "shipped",
+    ("biomesight", "order", "Cancelled"): "ordered",
+    ("biomesight", "order", "Error"): "ordered",
+    ("biomesight", "order", "Enquiry in Progress"): "ordered",
+    ("gencove", "kit", "failed"): "processing",
+    ("gencove", "kit", "failed qc"): "processing",
+    ("gencove", "kit", "failed_qc"): "processing",
+}
+
 
 def _normalize(provider: str, status: str) -> str:
     """The lookup key: case and spacing vary by channel (Gencove spells 'failed qc' two ways)."""
@@ -249,4 +285,6 @@ def is_final(provider: str, partner_status: str, entity: Entity | None = None) -
     mapping = lookup(provider, partner_status)
     if mapping is None:
         return False
-    return is_final_stage(mapping.stage, entity or mapping.entity)
+    if entity is not None and entity != mapping.entity:
+        return is_final_stage(mapping.stage, entity)
+    return mapping.is_final

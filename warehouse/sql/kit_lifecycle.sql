@@ -17,7 +17,7 @@ firsts AS (
         min(partner_date) FILTER (WHERE stage = 'received') AS received_at,
         min(partner_date) FILTER (WHERE stage = 'processing') AS processing_at,
         min(partner_date) FILTER (WHERE stage = 'results_ready') AS results_ready_at,
-        max(stage_rank) FILTER (WHERE on_path) AS furthest_path_rank,
+        max(reached_rank) AS furthest_path_rank,
         count(*) FILTER (WHERE stage = 'unknown') AS unknown_events
     FROM kit_events
     GROUP BY provider, kit_id

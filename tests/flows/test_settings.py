@@ -39,10 +39,10 @@ def test_environment_overrides_and_comma_separated_projects(monkeypatch: pytest.
 def test_secrets_never_appear_when_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITSYNC_BIOMESIGHT_CLIENT_SECRET", "zz-client-secret-zz")
     monkeypatch.setenv("KITSYNC_GENCOVE_API_KEY", "zz-api-key-zz")
-    monkeypatch.setenv("KITSYNC_PSEUDONYM_KEY", "zz-pseudonym-zz")
+    monkeypatch.setenv("KITSYNC_PSEUDONYM_KEY", "zz-pseudonym-key-zz")
     settings = Settings()
     shown = f"{settings} {settings!r} {settings.model_dump()} {settings.model_dump_json()}"
-    for secret in ("zz-client-secret-zz", "zz-api-key-zz", "zz-pseudonym-zz"):
+    for secret in ("zz-client-secret-zz", "zz-api-key-zz", "zz-pseudonym-key-zz"):
         assert secret not in shown
     assert settings.gencove_api_key.get_secret_value() == "zz-api-key-zz"
 

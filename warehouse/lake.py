@@ -29,6 +29,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from transform.schemas import TableSpec
+from warehouse.crash import crash_point
 from warehouse.duck import OWNER_ONLY_DIR, OWNER_ONLY_FILE
 
 LAKE_DIR = "lake"
@@ -239,6 +240,7 @@ class _HashingSink(io.RawIOBase):
         view = memoryview(data)
         self.digest.update(view)
         self._raw.write(view)
+        crash_point("lake-write")  # mid-file: a temporary file holds part of a parquet file
         return view.nbytes
 
 
@@ -258,6 +260,7 @@ def _write_atomically(
         lake.filesystem.delete_file(lake.full(temp))
     else:
         _rename(lake, temp, final)
+        crash_point("lake-renamed")  # a batch's file is published, its siblings are not yet
     size = lake.filesystem.get_file_info(lake.full(final)).size
     return LakeFile(table=table_name, path=final, size_bytes=size, rows=rows.num_rows)
 

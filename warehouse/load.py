@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from transform.schemas import TableSpec
+from warehouse.crash import crash_point
 from warehouse.duck import ensure_private_dir, quote_ident, restrict_to_owner, scalar
 from warehouse.lake import LakeFile, LakeRoot, list_files, resolve_root
 from warehouse.merge import STAGE, merge_batch
@@ -130,6 +131,7 @@ def load(
         finally:
             connection.close()
         published = bool(changes or tables) or needs_publish(paths)
+        crash_point("load-publish")  # committed in the writer file, not yet published to analysts
         if published:
             publish_snapshot(paths)
     return LoadReport(
@@ -198,6 +200,7 @@ def _load_plans(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plans: li
         connection.register(_LEDGER_VIEW, pa.Table.from_pylist(ledger, schema=_LEDGER_SCHEMA))
         connection.execute(f"INSERT INTO loaded_files BY NAME SELECT * FROM {quote_ident(_LEDGER_VIEW)}")
         connection.unregister(_LEDGER_VIEW)
+        crash_point("load-commit")  # every table merged, nothing committed
         connection.commit()
     except BaseException:
         connection.rollback()

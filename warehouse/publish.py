@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse.crash import crash_point
 from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, restrict_to_owner
 
 _COPY_CHUNK = 16 * 1024 * 1024
@@ -135,6 +136,7 @@ def publish_snapshot(paths: WarehousePaths) -> None:
         # A WAL beside the published name would be replayed into the new file by the next reader: the
         # published file is read-only by contract, so any WAL there is stale.
         Path(f"{paths.published}.wal").unlink(missing_ok=True)
+        crash_point("publish-rename")  # the new snapshot is copied, the old one still published
         os.replace(temporary, paths.published)
     finally:
         temporary.unlink(missing_ok=True)

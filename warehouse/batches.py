@@ -11,6 +11,15 @@ import pyarrow as pa
 from transform.schemas import ALL_SPECS, TableSpec
 from warehouse.lake import LakeRoot, write_table
 
+# A crash can stop a batch between two of its files. Raw responses go first, so whatever else landed can be
+# reprocessed; the tables the planner reads to decide a kit's work is done (warehouse/state.py: statuses,
+# kits, deliverables, taxonomy, results) go last, so a batch cut short looks undone and the next run fetches
+# it again, rather than looking done with its scores or QC rows missing.
+_WRITE_ORDER = {
+    "raw_responses": 0,
+    **dict.fromkeys(("status_events", "kits", "deliverables", "taxonomy", "results"), 2),
+}
+
 
 def write_tables(
     root: str | os.PathLike[str] | LakeRoot,
@@ -21,7 +30,7 @@ def write_tables(
 ) -> dict[str, int]:
     """Write every non-empty table of a batch; returns rows written per table."""
     written: dict[str, int] = {}
-    for name, table in tables.items():
+    for name, table in sorted(tables.items(), key=lambda item: _WRITE_ORDER.get(item[0], 1)):
         if table.num_rows:
             write_table(root, specs[name], table, ingest_date=ingest_date)
             written[name] = table.num_rows

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sandbox.model import World, status_at
 from tests.flows.truth import our_samples, registered_kits, results_visible, sample_is_final
@@ -58,11 +57,11 @@ def contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return result
 
 
-def lake_contents(data_dir: Path) -> dict[str, set[tuple[Any, ...]]]:
+def lake_contents(data_dir: Path) -> dict[str, set[str]]:
     """The distinct rows of each lake table (observation times and run records aside): what the lake says,
     whichever files say it. A batch written twice (before and after a crash) is the same content."""
     lake = resolve_root(data_dir)
-    result: dict[str, set[tuple[Any, ...]]] = {}
+    result: dict[str, set[str]] = {}
     specs = {**TABLES}
     from transform.schemas import RAW_TABLES
 
@@ -71,10 +70,10 @@ def lake_contents(data_dir: Path) -> dict[str, set[tuple[Any, ...]]]:
         if name in NOT_COMPARED_TABLES:
             continue
         columns = [c for c in spec.schema.names if c != spec.observed_at]
-        rows: set[tuple[Any, ...]] = set()
+        rows: set[str] = set()
         for lake_file in list_files(lake, name):
             table = _read_parquet(lake.full(lake_file.path)).select(columns)
-            rows.update(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+            rows.update(map(repr, zip(*(table.column(c).to_pylist() for c in columns), strict=True)))
         result[name] = rows
     return result
 
@@ -173,7 +172,3 @@ def _column(db: Path, sql: str) -> list[Any]:
 
 def _pairs(db: Path, sql: str) -> Iterable[tuple[Any, Any]]:
     return [(row[0], row[1]) for row in _rows(db, sql)]
-
-
-def column_values(table: pa.Table, name: str) -> list[Any]:
-    return pc.unique(table.column(name)).to_pylist()

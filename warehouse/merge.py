@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import numpy as np
 
 from transform.schemas import TableSpec
 from warehouse.duck import quote_ident, scalar
@@ -92,16 +93,21 @@ def _merge_history(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     target, stage, key = quote_ident(spec.name), quote_ident(STAGE), _key(spec)
     columns = spec.schema.names
     order = [_asc(spec.observed_at), *(_asc(c) for c in columns)]
-    connection.execute(
+    held = f"SELECT {_list(columns, 't')} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same('t', 's', key)}"
+    if not _exists(connection, held) and not _any_repeated(connection, stage, key):
+        # Every staged key is new (a first load, or events never seen): the batch is the winners as it is.
+        connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {stage}")
+        return
+    _keep_first_per_key(
+        connection,
         f"""
-        CREATE TEMP TABLE {quote_ident(_WINNERS)} AS
-        SELECT {_list(columns)} FROM (
-            SELECT {_list(columns)} FROM {stage}
-            UNION ALL
-            SELECT {_list(columns, "t")} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same("t", "s", key)}
-        )
-        QUALIFY row_number() OVER (PARTITION BY {_list(key)} ORDER BY {", ".join(order)}) = 1
-        """
+        SELECT {_list(columns)} FROM {stage}
+        UNION ALL
+        {held}
+        """,
+        columns,
+        key,
+        order,
     )
     _swap_in(connection, target, key, columns)
 
@@ -127,19 +133,26 @@ def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         WHERE h.{held_at} IS NULL OR b.{batch_at} >= h.{held_at}
         """
     )
-    key, order = _key(spec), ", ".join(_asc(c) for c in columns)
-    connection.execute(
-        f"""
-        CREATE TEMP TABLE {quote_ident(_WINNERS)} AS
-        SELECT {_list(columns)} FROM (
-            SELECT {_list(columns, "s")} FROM {stage} AS s
-            JOIN {groups} AS g ON {_same("s", "g", group)} AND s.{at} = g.{batch_at}
-            UNION ALL
-            SELECT {_list(columns, "t")} FROM {target} AS t
-            JOIN {groups} AS g ON {_same("t", "g", group)} AND t.{at} = g.{batch_at}
-        )
-        QUALIFY row_number() OVER (PARTITION BY {_list(key)} ORDER BY {order}) = 1
-        """
+    batch_rows = f"""
+        SELECT {_list(columns, "s")} FROM {stage} AS s
+        JOIN {groups} AS g ON {_same("s", "g", group)} AND s.{at} = g.{batch_at}
+    """
+    held_rows = f"""
+        SELECT {_list(columns, "t")} FROM {target} AS t
+        JOIN {groups} AS g ON {_same("t", "g", group)} AND t.{at} = g.{batch_at}
+    """
+    if not _exists(connection, held_rows) and not _any_repeated(connection, stage, _key(spec)):
+        # The usual case: the warehouse holds no row of the groups' newest observations and no key repeats,
+        # so the batch's newest rows per group are the winners as they are (no ranking, no temp copy).
+        connection.execute(f"DELETE FROM {target} AS t USING {groups} AS g WHERE {_same('t', 'g', group)}")
+        connection.execute(f"INSERT INTO {target} BY NAME {batch_rows}")
+        return
+    _keep_first_per_key(
+        connection,
+        f"{batch_rows} UNION ALL {held_rows}",
+        columns,
+        _key(spec),
+        [_asc(c) for c in columns],
     )
     connection.execute(f"DELETE FROM {target} AS t USING {groups} AS g WHERE {_same('t', 'g', group)}")
     connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {quote_ident(_WINNERS)}")
@@ -208,6 +221,52 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     connection.execute(
         f"INSERT INTO {side} BY NAME SELECT {', '.join(side_columns)} FROM {quote_ident(_WINNERS)}"
     )
+
+
+def _keep_first_per_key(
+    connection: duckdb.DuckDBPyConnection,
+    candidates: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    order: Sequence[str],
+) -> None:
+    """`_WINNERS` := the first candidate row per key in `order` (the candidates' SQL is a row source).
+
+    Keys are almost always unique already (a batch holds each key once, and only a reload or a late backfill
+    repeats one), and ranking every row with a window sorts the whole batch: on 1.5M taxonomy rows it took
+    ~8 s of a ~11 s merge. So the candidates are materialized as they are, and ranked only if a key repeats.
+    The check looks for a repeated key hash: equal keys hash alike, so a repeated key is never missed (a hash
+    collision merely takes the exact, slower path).
+    """
+    winners = quote_ident(_WINNERS)
+    connection.execute(f"CREATE TEMP TABLE {winners} AS {candidates}")
+    if not _any_repeated(connection, winners, key):
+        return
+    ranked = quote_ident(f"{_WINNERS}_ranked")
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE {ranked} AS
+        SELECT {_list(columns)} FROM {winners}
+        QUALIFY row_number() OVER (PARTITION BY {_list(key)} ORDER BY {", ".join(order)}) = 1
+        """
+    )
+    connection.execute(f"DROP TABLE {winners}")
+    connection.execute(f"ALTER TABLE {ranked} RENAME TO {winners}")
+
+
+def _exists(connection: duckdb.DuckDBPyConnection, rows: str) -> bool:
+    return bool(scalar(connection, f"SELECT EXISTS ({rows})"))
+
+
+def _any_repeated(connection: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]) -> bool:
+    """Whether two rows of `table` may share a key: their key hashes, sorted, hold a repeat.
+
+    Sorting the hashes in numpy takes a fraction of DuckDB's own GROUP BY or count(DISTINCT) on this machine
+    (0.3 s against 1.2 s for 1.5M rows, most of it computing the hashes).
+    """
+    hashes = connection.execute(f"SELECT hash({_list(key)}) AS h FROM {table}").fetchnumpy()["h"]
+    hashes = np.sort(np.asarray(hashes))
+    return bool(hashes.size > 1 and (hashes[1:] == hashes[:-1]).any())
 
 
 def _swap_in(

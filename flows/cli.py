@@ -85,8 +85,20 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(seed=args.seed, kits=args.kits, rounds=args.rounds, step_hours=args.step_hours)
 
 
+def _data_dir(settings: Any) -> None:
+    """A data directory that cannot exist (a file in its path, a read-only mount) is refused before a run."""
+    path = settings.data_dir.absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise UsageError(
+            f"cannot use {path} as the data directory ({error.strerror}); "
+            "set KITSYNC_DATA_DIR or --data-dir to a writable directory"
+        ) from None
+
+
 def _sync(args: argparse.Namespace) -> int:
-    _settings()
+    _data_dir(_settings())
     failed = False
     if args.provider in ("all", "biomesight"):
         from flows.biomesight import sync_biomesight
@@ -104,7 +116,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    _settings()
+    _data_dir(_settings())
     from flows.load import load_warehouse
 
     summary = asyncio.run(load_warehouse(compact=args.compact))
@@ -305,6 +317,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"kitsync {args.command}: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        problem = _storage_problem(error)
+        if problem is None:
+            raise
+        # A full disk or an unwritable data directory: one line saying what could not be written and what to
+        # do, not a traceback (lake writes and loads are atomic, so what was there before is intact).
+        print(
+            f"kitsync {args.command}: {problem} (check that KITSYNC_DATA_DIR is a writable directory with "
+            "free space; earlier data is intact)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _storage_problem(error: Exception) -> str | None:
+    """What a storage failure (the OS's or DuckDB's) could not write; None for any other error."""
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot write{where}: {error.strerror or error}"
+    import duckdb
+
+    if isinstance(error, duckdb.IOException | duckdb.FatalException):
+        return f"the warehouse could not be written: {str(error).strip().splitlines()[0]}"
+    return None
 
 
 if __name__ == "__main__":

@@ -37,15 +37,18 @@ DEMO_MARKER = ".kitsync-demo"
 # Three questions an analyst asks first, answered from the views.
 COHORT_QUESTIONS: tuple[tuple[str, str], ...] = (
     (
-        "How long does each lifecycle stage take? (median days, kits that reached results)",
+        "How long from order to results, and how many kits end off the path? (days, by provider)",
         """
-        SELECT provider, count(*) AS kits,
-               round(median(days_ordered_to_shipped), 1) AS ordered_to_shipped,
-               round(median(days_in_transit_to_received), 1) AS transit_to_received,
-               round(median(days_received_to_processing), 1) AS received_to_processing,
-               round(median(days_processing_to_results_ready), 1) AS processing_to_results,
-               round(median(days_total), 1) AS total
-        FROM kit_lifecycle WHERE results_ready_at IS NOT NULL
+        SELECT provider, count(*) AS kits, count(results_ready_at) AS with_results,
+               round(median(days_total), 1) AS median_order_to_results,
+               round(quantile_cont(days_total, 0.9), 1) AS p90_order_to_results,
+               round(median(
+                   date_diff('second', CAST(sample_date AS TIMESTAMPTZ), results_ready_at) / 86400.0
+               ), 1) AS median_sample_to_results,
+               round(100.0 * count(*) FILTER (
+                   WHERE current_stage IN ('failed', 'cancelled', 'replaced', 'lost')
+               ) / count(*), 1) AS pct_ended_off_path
+        FROM kit_lifecycle
         GROUP BY provider ORDER BY provider
         """,
     ),

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
-from extract.biomesight import AsyncBiomesightClient, BiomesightClient
-from extract.gencove import AsyncGencoveClient, GencoveClient
+from extract.biomesight import AsyncBiomesightClient
+from extract.gencove import AsyncGencoveClient
 from extract.retry import Backoff
 from flows.settings import Settings
 
@@ -73,15 +74,15 @@ def backoff(settings: Settings) -> Backoff:
     return Backoff(base=settings.retry_base_delay, cap=settings.retry_max_delay)
 
 
-def biomesight_client(settings: Settings) -> BiomesightClient:
-    return BiomesightClient(
-        settings.biomesight_base_url,
-        settings.biomesight_client_id,
-        settings.biomesight_client_secret.get_secret_value(),
-        timeout=settings.http_timeout,
-        max_retries=settings.max_retries,
-        backoff=backoff(settings),
-    )
+def _http_options(settings: Settings) -> dict[str, Any]:
+    """What both partners' async clients take from the settings: timeouts, retries, concurrency, transport."""
+    return {
+        "timeout": settings.http_timeout,
+        "max_retries": settings.max_retries,
+        "backoff": backoff(settings),
+        "max_concurrency": settings.concurrency,
+        "use_aiohttp": settings.use_aiohttp,
+    }
 
 
 def async_biomesight_client(settings: Settings) -> AsyncBiomesightClient:
@@ -89,31 +90,11 @@ def async_biomesight_client(settings: Settings) -> AsyncBiomesightClient:
         settings.biomesight_base_url,
         settings.biomesight_client_id,
         settings.biomesight_client_secret.get_secret_value(),
-        timeout=settings.http_timeout,
-        max_retries=settings.max_retries,
-        backoff=backoff(settings),
-        max_concurrency=settings.concurrency,
-        use_aiohttp=settings.use_aiohttp,
-    )
-
-
-def gencove_client(settings: Settings) -> GencoveClient:
-    return GencoveClient(
-        settings.gencove_base_url,
-        settings.gencove_api_key.get_secret_value(),
-        timeout=settings.http_timeout,
-        max_retries=settings.max_retries,
-        backoff=backoff(settings),
+        **_http_options(settings),
     )
 
 
 def async_gencove_client(settings: Settings) -> AsyncGencoveClient:
     return AsyncGencoveClient(
-        settings.gencove_base_url,
-        settings.gencove_api_key.get_secret_value(),
-        timeout=settings.http_timeout,
-        max_retries=settings.max_retries,
-        backoff=backoff(settings),
-        max_concurrency=settings.concurrency,
-        use_aiohttp=settings.use_aiohttp,
+        settings.gencove_base_url, settings.gencove_api_key.get_secret_value(), **_http_options(settings)
     )

@@ -268,3 +268,12 @@ def test_a_listing_that_changes_between_pages_loses_nothing(
         FIGURES.add("fault_scenarios", what="unknown status")
         FIGURES.add("fault_scenarios", what="sample modified while paging")
         FIGURES.add("fault_scenarios", what="sample inserted while paging")
+
+
+def test_retry_delays_come_from_the_environment(fast_retries: None) -> None:
+    """The fault runs above rely on it: KITSYNC_RETRY_* reach the clients' backoff (they once did not)."""
+    from flows.runtime import backoff
+    from flows.settings import Settings
+
+    policy = backoff(Settings())
+    assert (policy.base, policy.cap) == (0.01, 0.05)

@@ -34,8 +34,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The performance scripts side by side with their baselines (README "Performance"); a few minutes at these
+# sizes. Each takes --kits N: the README's figures name the sizes they ran at.
+BENCH_RUNS := "sync_vs_raw.py --kits 2000" "sync_vs_dlt.py --kits 2000" "hourly.py --kits 20000" \
+	"load.py --kits 70000" "memory.py --kits 3000"
+
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(BIN)/python bench/$$run || exit 1; done
 
 # Re-resolve dependencies from pyproject.toml and pin them (run by hand when dependencies change).
 lock:

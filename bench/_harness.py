@@ -1,0 +1,297 @@
+"""What the benchmark scripts share: the sandbox in its own process, one Prefect server, timing and tables.
+
+Server and client share this machine's cores, so the sandbox always runs in a separate process (`kitsync
+sandbox serve`): a sandbox on the benchmark's own event loop would bill its CPU to kitsync and hide the
+client's cost. Prefect's temporary server costs seconds to start; it is started once per script (or reused
+from PREFECT_API_URL) and warmed up with a trivial flow before anything is timed, so sync times exclude it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+# Quiet and offline before Prefect is imported anywhere.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+_BANNER = re.compile(r"serving on (http://\S+)")
+BIOMESIGHT_CLIENT = ("kitsync-sandbox", "sandbox-client-secret")
+GENCOVE_KEY = "sandbox-gencove-api-key"
+GENCOVE_PROJECTS = ("6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f601", "6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f602")
+
+
+# --- the machine --------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """One line naming the machine: cores, CPU model, memory, Python (the README's figures quote it)."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024**2:.0f} GiB"
+    return f"{os.cpu_count()} cores, {model}, {memory} RAM, Python {platform.python_version()}"
+
+
+def header(title: str, **facts: Any) -> None:
+    print(f"# {title}")
+    print(f"machine: {machine()}")
+    for name, value in facts.items():
+        print(f"{name.replace('_', ' ')}: {value}")
+    print()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A markdown table (pastes straight into the README)."""
+    text = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in text:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def verdict(ratio: float, goal: float, *, at_most: bool = False) -> str:
+    met = ratio <= goal if at_most else ratio >= goal
+    return "met" if met else "NOT met"
+
+
+@dataclass
+class Timed:
+    seconds: float
+    value: Any = None
+
+
+def timed(function: Callable[[], T]) -> Timed:
+    started = time.perf_counter()
+    value = function()
+    return Timed(time.perf_counter() - started, value)
+
+
+# --- the sandbox in its own process -------------------------------------------------------------------------
+
+
+@dataclass
+class Sandbox:
+    """A running `kitsync sandbox serve` process and its admin API."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    started_in: float
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(method, f"{self.base_url}/_sandbox/{path}", timeout=600, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        return self.admin("GET", "requests").json()
+
+    def reset_request_counts(self) -> None:
+        self.admin("DELETE", "requests")
+
+    def requests_total(self, prefix: str = "") -> int:
+        return sum(
+            n
+            for endpoint, by_status in self.request_counts().items()
+            if endpoint.startswith(prefix)
+            for n in by_status.values()
+        )
+
+    def export_csv(self, path: Path) -> Path:
+        path.write_bytes(self.admin("GET", "export.csv").content)
+        return path
+
+    def advance(self, hours: float) -> str:
+        return self.admin("POST", "clock", json={"advance_hours": hours}).json()["now"]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (from /proc: the server's own cost)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def sandbox(kits: int, *, seed: int = 7, gencove_samples: int | None = None) -> Iterator[Sandbox]:
+    """Serve a generated world from a child process on a free port until the block ends."""
+    command = [sys.executable, "-m", "flows.cli", "sandbox", "serve", "--port", "0"]
+    command += ["--kits", str(kits), "--seed", str(seed)]
+    if gencove_samples is not None:
+        command += ["--gencove-samples", str(gencove_samples)]
+    with tempfile.TemporaryDirectory(prefix="kitsync-bench-sandbox-") as directory:
+        log = Path(directory) / "sandbox.log"
+        started = time.perf_counter()
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO)  # noqa: S603
+        try:
+            base_url = _wait_for_banner(process, log, timeout=900)
+            yield Sandbox(process, base_url, time.perf_counter() - started)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_banner(process: subprocess.Popen[bytes], log: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _BANNER.search(log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+    raise TimeoutError(f"the sandbox did not start within {timeout:.0f} s")
+
+
+# --- kitsync in this process --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def environment(overrides: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def kitsync_environment(box: Sandbox, data_dir: Path, **settings: Any) -> dict[str, str]:
+    """KITSYNC_* variables pointing kitsync at the sandbox and a data directory (plus tuning overrides)."""
+    env = {
+        "KITSYNC_DATA_DIR": str(data_dir),
+        "KITSYNC_BIOMESIGHT_BASE_URL": box.base_url,
+        "KITSYNC_GENCOVE_BASE_URL": box.base_url,
+    }
+    env.update({f"KITSYNC_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
+@contextlib.contextmanager
+def prefect_session() -> Iterator[float]:
+    """A Prefect API for the script: PREFECT_API_URL when set, else a temporary server started once.
+
+    Yields the seconds it took to be ready (startup plus a warm-up flow), which no timed figure includes.
+    """
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("PREFECT_API_URL"):
+            from prefect.testing.utilities import prefect_test_harness
+
+            stack.enter_context(prefect_test_harness(server_startup_timeout=180))
+        _warm_up()
+        yield time.perf_counter() - started
+
+
+def _warm_up() -> None:
+    from prefect import flow, task
+
+    @task
+    async def nothing() -> int:
+        return 1
+
+    @flow(name="bench-warm-up")
+    async def warm_up() -> int:
+        return await nothing()
+
+    asyncio.run(warm_up())
+
+
+@dataclass
+class SyncTimes:
+    """A full first sync, phase by phase (seconds), and what it loaded."""
+
+    track_import: float
+    biomesight: float
+    gencove: float
+    summaries: list[dict[str, Any]]
+
+    @property
+    def total(self) -> float:
+        return self.track_import + self.biomesight + self.gencove
+
+
+def first_sync(box: Sandbox, data_dir: Path, **settings: Any) -> SyncTimes:
+    """Import the platform export, then sync Biomesight and Gencove into an empty data directory."""
+    from flows.biomesight import sync_biomesight
+    from flows.gencove import sync_gencove
+    from flows.track import track_import
+
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    export = box.export_csv(data_dir.parent / f"{data_dir.name}-export.csv")
+    with environment(kitsync_environment(box, data_dir, **settings)):
+        imported = timed(lambda: asyncio.run(track_import(str(export))))
+        biomesight = timed(lambda: asyncio.run(sync_biomesight()))
+        gencove = timed(lambda: asyncio.run(sync_gencove()))
+    summaries = [imported.value, biomesight.value, gencove.value]
+    for summary in summaries:
+        if summary.get("state") != "completed":
+            raise RuntimeError(f"a sync did not complete: {summary}")
+    return SyncTimes(imported.seconds, biomesight.seconds, gencove.seconds, summaries)
+
+
+def warehouse_counts(data_dir: Path, tables: Sequence[str]) -> dict[str, int]:
+    """Rows per table in the published warehouse."""
+    from warehouse.duck import connect_readonly
+
+    connection = connect_readonly(data_dir / "warehouse" / "kitsync.duckdb")
+    try:
+        return {
+            name: int(connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])  # noqa: S608
+            for name in tables
+        }
+    finally:
+        connection.close()
+
+
+def arguments(description: str, default_kits: int) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--kits", type=int, default=default_kits, help=f"world size (default {default_kits})")
+    parser.add_argument("--seed", type=int, default=7, help="sandbox world seed")
+    parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile (HTML) here")
+    return parser

@@ -1,0 +1,42 @@
+"""The benchmark scripts still run: each at a tiny size, printing its table (figures are not checked).
+
+Timed assertions would only be noise on a shared machine; the README's figures come from `make bench`. The
+scripts reuse this session's Prefect server (PREFECT_API_URL, exported by the `prefect_api` fixture) instead
+of starting one each.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "arguments", "expected"),
+    [
+        ("sync_vs_raw.py", ["--kits", "20", "--limits", "16"], "x fastest bare"),
+        ("sync_vs_dlt.py", ["--kits", "20"], "kitsync rows"),
+        ("hourly.py", ["--kits", "400"], "in flight (orders+kits)"),
+        ("load.py", ["--kits", "20", "--batch-kits", "5"], "kitsync reload, lake unchanged"),
+        ("memory.py", ["--kits", "30"], "peak RSS MiB"),
+    ],
+)
+def test_script_prints_its_table(prefect_api: str, script: str, arguments: list[str], expected: str) -> None:
+    done = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, str(BENCH / script), *arguments],
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout, done.stdout[-3000:]
+    assert "goal" in done.stdout

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 Command = Callable[[argparse.Namespace], int]
 PROVIDERS = ("all", "biomesight", "gencove")
@@ -26,6 +26,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 class UsageError(Exception):
     """Input the command cannot act on; the message says what to do instead."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a refused command line as one line (argparse adds its usage block before the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _date(text: str) -> date:
@@ -211,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; sub-commands import their modules lazily so `--help` stays fast."""
-    parser = argparse.ArgumentParser(prog="kitsync", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="kitsync", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="where the lake and warehouse live (KITSYNC_DATA_DIR)"
     )

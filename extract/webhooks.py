@@ -242,8 +242,10 @@ class _Receiver:
         land: Land,
         max_body_bytes: int,
         gencove_tolerance_seconds: int,
+        body_timeout_seconds: float,
         now: Callable[[], float],
     ) -> None:
+        self.body_timeout = body_timeout_seconds
         self.biomesight_token = biomesight_token
         self.gencove_secret = gencove_secret
         self.land = land
@@ -315,17 +317,21 @@ class _Receiver:
             raise RejectedError(413, f"body larger than {self.max_body_bytes} bytes")
 
     async def _read_body(self, request: Request) -> bytes:
-        """The body, refusing (without reading on) once it passes the cap, whatever Content-Length said."""
+        """The body, refusing (without reading on) once it passes the cap, whatever Content-Length said, or
+        once it takes longer than the body timeout (a trickling client must not hold a worker forever)."""
         chunks = []
         size = 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise RejectedError(413, f"body larger than {self.max_body_bytes} bytes")
-                chunks.append(chunk)
+            with anyio.fail_after(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise RejectedError(413, f"body larger than {self.max_body_bytes} bytes")
+                    chunks.append(chunk)
         except ClientDisconnect as exc:
             raise RejectedError(400, "the client disconnected before sending the whole body") from exc
+        except TimeoutError as exc:
+            raise RejectedError(408, f"the body took longer than {self.body_timeout:g} s to arrive") from exc
         return b"".join(chunks)
 
 
@@ -369,6 +375,7 @@ def create_webhook_app(
     land: Land,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     gencove_tolerance_seconds: int = 300,
+    body_timeout_seconds: float = 30.0,
     now: Callable[[], float] = time.time,
 ) -> Starlette:
     """The receiver: `POST /webhooks/biomesight`, `POST /webhooks/gencove`, `GET /healthz`.
@@ -385,6 +392,7 @@ def create_webhook_app(
         land=land,
         max_body_bytes=max_body_bytes,
         gencove_tolerance_seconds=gencove_tolerance_seconds,
+        body_timeout_seconds=body_timeout_seconds,
         now=now,
     )
     routes = [

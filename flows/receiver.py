@@ -19,4 +19,5 @@ def webhook_app(settings: Settings) -> Starlette:
         land=store.land,
         max_body_bytes=settings.webhook_max_body_bytes,
         gencove_tolerance_seconds=settings.webhook_signature_tolerance_seconds,
+        body_timeout_seconds=settings.webhook_body_timeout_seconds,
     )

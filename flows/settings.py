@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     webhook_host: str = Field("127.0.0.1", description="Interface `kitsync webhooks serve` binds.")
     webhook_port: int = Field(8701, ge=0, le=65535, description="Port `kitsync webhooks serve` binds.")
     webhook_max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest webhook body accepted.")
+    webhook_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a webhook body may take to arrive before the answer is 408."
+    )
     webhook_signature_tolerance_seconds: int = Field(
         300, ge=1, description="How old a Gencove webhook signature's timestamp may be."
     )

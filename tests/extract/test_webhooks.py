@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -452,6 +453,27 @@ def test_real_http_lands_files_and_rejects(receiver_url: str, landing: WebhookLa
         json.loads(p.read_text())["event_id"]: json.loads(p.read_text())["body"]
         for p in landed_files(landing, "gencove")
     } == {e["event_id"]: e for e in events}
+
+
+def test_a_body_trickling_past_the_timeout_is_408_and_lands_nothing(landing: WebhookLanding) -> None:
+    app = create_webhook_app(
+        biomesight_token=TOKEN, gencove_secret=SECRET, land=landing.land, body_timeout_seconds=0.5
+    )
+    body = json.dumps(KIT_EVENT).encode()
+    with webhook_server_in_thread(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            head = (
+                f"POST /webhooks/biomesight HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            connection.sendall(head.encode() + body[:5])  # then nothing: the rest never comes
+            started = time.monotonic()
+            answer = connection.recv(4096)
+            waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert 0.4 < waited < 5
+    assert landed_files(landing, "biomesight") == []
 
 
 def test_concurrent_duplicate_deliveries_land_once(receiver_url: str, landing: WebhookLanding) -> None:

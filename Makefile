@@ -36,8 +36,9 @@ format: $(STAMP)
 
 # The performance scripts side by side with their baselines (README "Performance"); a few minutes at these
 # sizes. Each takes --kits N: the README's figures name the sizes they ran at.
-BENCH_RUNS := "sync_vs_raw.py --kits 2000" "sync_vs_dlt.py --kits 2000" "hourly.py --kits 20000" \
-	"load.py --kits 70000" "memory.py --kits 3000"
+BENCH_TUNING := --concurrency 64 --batch-size 500
+BENCH_RUNS := "sync_vs_raw.py --kits 2000 $(BENCH_TUNING)" "sync_vs_dlt.py --kits 2000 $(BENCH_TUNING)" \
+	"hourly.py --kits 20000 $(BENCH_TUNING)" "load.py --kits 70000" "memory.py --kits 3000 $(BENCH_TUNING)"
 
 bench: $(STAMP)
 	@for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(BIN)/python bench/$$run || exit 1; done

@@ -294,4 +294,24 @@ def arguments(description: str, default_kits: int) -> Any:
     parser.add_argument("--kits", type=int, default=default_kits, help=f"world size (default {default_kits})")
     parser.add_argument("--seed", type=int, default=7, help="sandbox world seed")
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile (HTML) here")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="KITSYNC_BATCH_SIZE (default: kitsync's)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="KITSYNC_CONCURRENCY (default: kitsync's)"
+    )
     return parser
+
+
+def tuning(args: Any) -> dict[str, str]:
+    """kitsync settings for a benchmark: the tuning asked for, and no cohort report after each sync.
+
+    The report (matplotlib charts from the warehouse) is a product of its own, not part of syncing data into
+    the lake and DuckDB; with it on, every sync that changed data also renders it.
+    """
+    settings = {"report_after_sync": "false"}
+    if args.batch_size:
+        settings["batch_size"] = str(args.batch_size)
+    if args.concurrency:
+        settings["concurrency"] = str(args.concurrency)
+    return settings

@@ -210,7 +210,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="kitsync-bench-hourly-") as directory,
     ):
         data_dir = Path(directory) / "data"
-        env = h.kitsync_environment(box, data_dir, report_after_sync="false")
+        env = h.kitsync_environment(box, data_dir, **h.tuning(args))
         setup_started = time.perf_counter()
         with h.environment(env):
             from flows.biomesight import sync_biomesight
@@ -234,6 +234,7 @@ def main() -> None:
         f"plus {unchanged['in_flight'] - unchanged['in_flight_kits']:,} orders not final",
         sandbox="own process; setup (first sync + padding) took "
         f"{setup:.0f} s, not timed; Prefect server ready in {prefect_startup:.1f} s, not timed",
+        kitsync_settings=", ".join(f"{k}={v}" for k, v in h.tuning(args).items()),
         clock_step=f"{step} h before the second run ({changed['status_changes']:,} status changes seen)",
     )
     rows = []

@@ -56,14 +56,14 @@ def child(base_url: str, data_dir: Path) -> None:
     )
 
 
-def measure(kits: int, seed: int) -> dict[str, float]:
+def measure(kits: int, seed: int, settings: dict[str, str]) -> dict[str, float]:
     with (
         h.sandbox(kits, seed=seed) as box,
         tempfile.TemporaryDirectory(prefix="kitsync-bench-memory-") as directory,
     ):
         data_dir = Path(directory) / "data"
         data_dir.mkdir()
-        env = {**os.environ, **h.kitsync_environment(box, data_dir, report_after_sync="false")}
+        env = {**os.environ, **h.kitsync_environment(box, data_dir, **settings)}
         command = [sys.executable, __file__, "--child", box.base_url, str(data_dir)]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
@@ -88,14 +88,14 @@ def main() -> None:
         os.environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
         results = []
         for kits in sizes:
-            results.append((kits, measure(kits, args.seed)))
+            results.append((kits, measure(kits, args.seed, h.tuning(args))))
             print(f"  {kits:,} kits: {results[-1][1]['peak_mib']:.0f} MiB", file=sys.stderr)
     h.header(
         "memory: peak RSS of a full first sync (child process)",
         sync="track import + sync-biomesight + sync-gencove with their loads, in a child process",
         sandbox="own process (not counted); Prefect server: this script's, ready in "
         f"{prefect_startup:.1f} s (not counted)",
-        kitsync_settings="report_after_sync=false, batch size and concurrency at their defaults",
+        kitsync_settings=", ".join(f"{k}={v}" for k, v in h.tuning(args).items()),
     )
     smallest = results[0][1]["peak_mib"]
     h.table(

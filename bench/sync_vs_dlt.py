@@ -219,6 +219,7 @@ def dlt_source(base_url: str, orders: list[str], kits: list[str]) -> Any:  # noq
 
 def run_dlt(base_url: str, orders: list[str], kits: list[str], directory: Path) -> Path:
     import dlt
+    import pandas  # noqa: F401 - dlt's extract threads import it lazily and race on a half-imported module
 
     db = directory / "dlt.duckdb"
     pipeline = dlt.pipeline(
@@ -259,7 +260,7 @@ def main() -> None:
         dlt_requests = box.requests_total()
         box.reset_request_counts()
         data_dir = work / "data"
-        ours = h.first_sync(box, data_dir, report_after_sync="false")
+        ours = h.first_sync(box, data_dir, **h.tuning(args))
         our_requests = box.requests_total()
         counts = []
         ours_db = duckdb.connect(str(data_dir / "warehouse" / "kitsync.duckdb"), read_only=True)
@@ -281,6 +282,7 @@ def main() -> None:
         sandbox="own process; both clients in this process, one after the other",
         prefect=f"server ready in {prefect_startup:.1f} s, before any timing (not in any figure)",
         dlt=f"parquet, merge, extract workers {WORKERS}, normalize workers 2, load workers 4",
+        kitsync_settings=", ".join(f"{k}={v}" for k, v in h.tuning(args).items()),
     )
     h.table(
         ["run", "seconds", "requests", "kits/s", "x dlt"],

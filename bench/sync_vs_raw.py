@@ -290,14 +290,8 @@ def main() -> None:
     parser = h.arguments(__doc__ or "", default_kits=3000)
     parser.add_argument("--limits", default="16,64", help="in-flight limits tried for the async bare loops")
     parser.add_argument("--skip-slow", action="store_true", help="skip plain httpx.AsyncClient (slowest)")
-    parser.add_argument("--batch-size", type=int, default=None, help="KITSYNC_BATCH_SIZE for kitsync")
-    parser.add_argument("--concurrency", type=int, default=None, help="KITSYNC_CONCURRENCY for kitsync")
     args = parser.parse_args()
-    tuning = {"report_after_sync": "false"}
-    if args.batch_size:
-        tuning["batch_size"] = str(args.batch_size)
-    if args.concurrency:
-        tuning["concurrency"] = str(args.concurrency)
+    tuning = h.tuning(args)
 
     sync: list[h.SyncTimes] = []
     with (

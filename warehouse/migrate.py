@@ -81,14 +81,16 @@ def migrate(
     connection.begin()
     try:
         changes = _apply_sql_migrations(connection, migrations_dir)
+        columns = _held_columns(connection)
         for spec in specs.values():
-            changes += _sync_table(connection, spec.name, spec.schema, spec.description)
+            changes += _sync_table(connection, spec.name, spec.schema, spec.description, columns)
             if spec.merge == "current":
                 changes += _sync_table(
                     connection,
                     observation_table(spec),
                     _observation_schema(spec),
                     f"When each column of {spec.name} was observed (the warehouse's merge bookkeeping).",
+                    columns,
                 )
         changes += _install_views(connection, views_dir)
         connection.commit()
@@ -129,17 +131,26 @@ def _apply_sql_migrations(connection: duckdb.DuckDBPyConnection, directory: Path
     return changes
 
 
+def _held_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every main-schema table's columns and types, in one catalog query (not one per table: a no-op load
+    of an unchanged lake is mostly this bookkeeping)."""
+    held: dict[str, dict[str, str]] = {}
+    for table, column, data_type in connection.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
+    ).fetchall():
+        held.setdefault(table, {})[column] = data_type
+    return held
+
+
 def _sync_table(
-    connection: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, description: str
+    connection: duckdb.DuckDBPyConnection,
+    name: str,
+    schema: pa.Schema,
+    description: str,
+    columns: dict[str, dict[str, str]],
 ) -> list[str]:
-    held = {
-        row[0]: row[1]
-        for row in connection.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE schema_name = 'main' AND table_name = ? AND NOT internal",
-            [name],
-        ).fetchall()
-    }
+    held = columns.get(name, {})
     if not held:
         connection.execute(table_ddl(name, schema))
         connection.execute(f"COMMENT ON TABLE {quote_ident(name)} IS {quote_literal(description)}")

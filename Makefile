@@ -9,6 +9,9 @@ STAMP := $(VENV)/.kitsync-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
+# The suite runs in two processes (one per core here and on CI); a test module stays in one process, so its
+# fixtures (a Prefect test server, a synced sandbox world) are built once per process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint format lock bench clean
 
@@ -24,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

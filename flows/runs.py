@@ -25,7 +25,7 @@ from transform.result import TransformResult
 from warehouse.batches import write_tables
 from warehouse.load import LoadReport, load
 from warehouse.publish import RunInProgress, run_lock
-from warehouse.state import KnownStatus
+from warehouse.state import KnownStatus, holds_tables
 
 T = TypeVar("T")
 logger = logging.getLogger("kitsync.flows")
@@ -115,16 +115,17 @@ class RunRecorder:
         self.report = False  # sync flows: refresh the cohort report when the run changed something
 
     async def __aenter__(self) -> Self:
-        # The reference tables (status map, stages) ride along with every run, so views never lack them.
+        # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
+        # current content (a first run, or code that changed the vocabulary), so views never lack them and an
+        # hourly run with nothing new writes nothing.
         observed_at = datetime.now(UTC)
-        write_tables(
-            data_paths(self.settings).lake,
-            {
-                "status_map": status_map_table(observed_at),
-                "lifecycle_stages": lifecycle_stages_table(observed_at),
-            },
-            ingest_date=observed_at.date(),
-        )
+        paths = data_paths(self.settings)
+        reference = {
+            "status_map": status_map_table(observed_at),
+            "lifecycle_stages": lifecycle_stages_table(observed_at),
+        }
+        if not holds_tables(paths.warehouse, reference):
+            write_tables(paths.lake, reference, ingest_date=observed_at.date())
         return self
 
     async def load_warehouse(self) -> LoadReport:

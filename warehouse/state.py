@@ -9,14 +9,15 @@ in the plan for the next run.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from warehouse.duck import connect_readonly
+from warehouse.duck import connect_readonly, quote_ident
 
 # The planner reads these tables; before the first load they do not exist and the plan is empty.
 _REQUIRED_TABLES = (
@@ -333,3 +334,33 @@ def select_gencove(
         else:
             rows = connection.execute(_GENCOVE_SAMPLES_BY_DATE, [first, last]).fetchall()
     return dict(rows)
+
+
+def holds_tables(db_path: str | os.PathLike[str], tables: Mapping[str, pa.Table]) -> bool:
+    """Whether the published warehouse holds exactly these rows in these tables (observation times aside)."""
+    connection = _open(db_path)
+    if connection is None:
+        return False
+    with connection:
+        present = {
+            row[0]
+            for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        for name, table in tables.items():
+            columns = [c for c in table.column_names if c != "observed_at"]
+            if name not in present:
+                return False
+            held_columns = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]
+                ).fetchall()
+            }
+            if not set(columns) <= held_columns:
+                return False
+            select = ", ".join(quote_ident(c) for c in columns)
+            held = connection.execute(f"SELECT {select} FROM {quote_ident(name)}").fetchall()  # noqa: S608
+            wanted = list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+            if sorted(held, key=repr) != sorted(wanted, key=repr):
+                return False
+    return True

@@ -22,6 +22,7 @@ from tests.flows.truth import (
 )
 from tests.synced import SyncedWorld
 from transform.schemas import TABLES
+from warehouse.lake import list_files
 
 
 def _contents(synced: SyncedWorld) -> dict[str, list[tuple[Any, ...]]]:
@@ -33,6 +34,12 @@ def _contents(synced: SyncedWorld) -> dict[str, list[tuple[Any, ...]]]:
         columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != spec.observed_at)
         contents[name] = synced.rows(f'SELECT {columns} FROM "{name}" ORDER BY ALL')  # noqa: S608 - names from specs
     return contents
+
+
+def _reference_files(synced: SyncedWorld) -> set[str]:
+    return {
+        f.path for table in ("status_map", "lifecycle_stages") for f in list_files(synced.data_dir, table)
+    }
 
 
 def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_change(
@@ -78,6 +85,7 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
 
         # The same run again at the same virtual time: the same polls, nothing fetched, nothing changed.
         before = _contents(synced)
+        reference_files = _reference_files(synced)
         server.reset_request_counts()
         synced.sync()
         third = server.request_counts()
@@ -87,6 +95,7 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         assert requests(third, "biomesight.results") == 0
         assert requests(third, "gencove.sample") == 0
         assert _contents(synced) == before
+        assert _reference_files(synced) == reference_files  # the vocabulary is loaded: not written again
         runs = synced.rows("SELECT flow, state FROM sync_runs WHERE flow LIKE 'sync-%'")
         assert len(runs) == 6
         assert {state for _, state in runs} == {"completed"}

@@ -20,7 +20,6 @@ from flows import biomesight, gencove
 from flows.runs import RunRecorder, chunks, run_logger
 from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
-from flows.tally import RunTally
 from warehouse.checkpoints import BackfillLedger, backfill_key
 from warehouse.state import BiomesightPlan, ready_biomesight_kits, select_biomesight, select_gencove
 
@@ -71,8 +70,7 @@ def plan_windows(
 
 async def _biomesight_window(
     settings: Settings, run: RunRecorder, window: Window, *, date_field: str, refetch: bool, reprocess: bool
-) -> RunTally:
-    tally = RunTally()
+) -> None:
     warehouse = data_paths(settings).warehouse
     selection = select_biomesight(
         warehouse, date_field=date_field, first=window.first, last=window.last, kit_ids=window.ids
@@ -80,10 +78,11 @@ async def _biomesight_window(
     if reprocess:
         entities = [("order", i) for i in selection.order_ids] + [("kit", i) for i in selection.kit_ids]
         for batch in chunks(entities, settings.batch_size):
-            tally += await biomesight.reprocess_batch(
+            batch_tally = await biomesight.reprocess_batch(
                 settings, [i for k, i in batch if k == "order"], [i for k, i in batch if k == "kit"]
             )
-        return tally
+            await run.checkpoint(batch_tally)
+        return
     # Re-poll every order and kit of the window, whatever the warehouse thinks of them...
     statuses = BiomesightPlan(orders_to_poll=selection.order_ids, kits_to_poll=selection.kit_ids)
     for batch in chunks(
@@ -97,7 +96,7 @@ async def _biomesight_window(
             {},
             "backfill",
         )
-        tally += outcome.tally
+        await run.checkpoint(outcome.tally)
     # ...then fetch results of the window's ready kits: the missing ones, or all with refetch_results.
     await run.load_warehouse()
     ready = ready_biomesight_kits(warehouse, selection.kit_ids)
@@ -105,20 +104,18 @@ async def _biomesight_window(
         kits_missing_results=ready.ready if refetch else ready.missing_results,
         kits_missing_taxonomy=ready.ready if refetch else ready.missing_taxonomy,
     )
-    tally += await biomesight.run_biomesight_sync(settings, results_plan, source="backfill")
-    return tally
+    await biomesight.run_biomesight_sync(settings, results_plan, run=run, source="backfill")
 
 
 async def _gencove_window(
     settings: Settings, run: RunRecorder, window: Window, *, refetch: bool, reprocess: bool
-) -> RunTally:
-    tally = RunTally()
+) -> None:
     warehouse = data_paths(settings).warehouse
     if reprocess:
         known = select_gencove(warehouse, first=window.first, last=window.last, sample_ids=window.ids)
         for batch in chunks(sorted(known), settings.batch_size):
-            tally += await gencove.reprocess_batch(settings, {s: known[s] for s in batch})
-        return tally
+            await run.checkpoint(await gencove.reprocess_batch(settings, {s: known[s] for s in batch}))
+        return
     final: dict[str, str] = dict.fromkeys(window.ids, "")
     if window.dates is not None:
         # Gencove samples have no purchase or sample date of their own: their creation (the kit order) is it.
@@ -126,15 +123,14 @@ async def _gencove_window(
             listed, found = await gencove.list_project(
                 settings, project_id, None, {}, source="backfill", created_window=window.dates
             )
-            tally += listed
+            await run.checkpoint(listed)
             final.update(found)
     if not refetch:
         await run.load_warehouse()
         fetched = gencove.gencove_plan(warehouse, list(settings.gencove_project_ids)).details_fetched
         final = {s: p for s, p in final.items() if s not in fetched}
     for batch in chunks(sorted(final), settings.batch_size):
-        tally += await gencove.details_batch(settings, batch, source="backfill")
-    return tally
+        await run.checkpoint(await gencove.details_batch(settings, batch, source="backfill"))
 
 
 @flow(name="backfill", log_prints=True)
@@ -189,7 +185,7 @@ async def backfill(
                 run.tally.deferred[f"window {window.label}: already done"] += 1
                 continue
             if "biomesight" in providers:
-                run.tally += await _biomesight_window(
+                await _biomesight_window(
                     settings,
                     run,
                     window,
@@ -198,7 +194,7 @@ async def backfill(
                     reprocess=reprocess_from_raw,
                 )
             if "gencove" in providers:
-                run.tally += await _gencove_window(
+                await _gencove_window(
                     settings, run, window, refetch=refetch_results, reprocess=reprocess_from_raw
                 )
             await run.load_warehouse()

@@ -267,12 +267,13 @@ async def run_biomesight_sync(
     settings: Settings,
     plan: BiomesightPlan,
     *,
+    run: RunRecorder,
     source: str = "poll",
     refetch_kits: Sequence[str] = (),
     fetch_pdf: bool = False,
-) -> RunTally:
-    """Poll the plan's orders and kits in batches, then fetch results for every kit that is ready."""
-    tally = RunTally()
+) -> None:
+    """Poll the plan's orders and kits in batches, then fetch results for every kit that is ready; each
+    batch's counts go to `run` (which loads as the rows pile up)."""
     size = settings.batch_size
     newly_ready: list[str] = []
     entities = [("order", i) for i in plan.orders_to_poll] + [("kit", i) for i in plan.kits_to_poll]
@@ -283,7 +284,7 @@ async def run_biomesight_sync(
         # whole map (every tracked order and kit) cost ~0.1 ms per entry per task, ~11 s a task at 100k kits.
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
         outcome = await poll_batch(settings, orders, kits, known, source)
-        tally += outcome.tally
+        await run.checkpoint(outcome.tally)
         newly_ready.extend(outcome.newly_ready)
     json_kits = _unique([*plan.kits_missing_results, *newly_ready, *refetch_kits])
     csv_kits = _unique([*plan.kits_missing_taxonomy, *newly_ready, *refetch_kits])
@@ -291,13 +292,13 @@ async def run_biomesight_sync(
     wanted = _unique([*json_kits, *csv_kits, *pdf_kits])
     json_set, csv_set, pdf_set = set(json_kits), set(csv_kits), set(pdf_kits)
     for batch in chunks(wanted, size):
-        tally += await results_batch(
+        batch_tally = await results_batch(
             settings,
             [k for k in batch if k in json_set],
             [k for k in batch if k in csv_set],
             [k for k in batch if k in pdf_set],
         )
-    return tally
+        await run.checkpoint(batch_tally)
 
 
 @flow(name="sync-biomesight", log_prints=True)
@@ -321,7 +322,7 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
             run.tally += ingest_biomesight_events(settings)
             await run.load_warehouse()
             plan = biomesight_plan(data_paths(settings).warehouse)
-            run.tally += await run_biomesight_sync(settings, plan, fetch_pdf=want_pdf)
+            await run_biomesight_sync(settings, plan, run=run, fetch_pdf=want_pdf)
         return run.summary
 
     return await run_exclusively(settings, PROVIDER, work)

@@ -261,11 +261,12 @@ async def run_gencove_sync(
     plan: GencovePlan,
     *,
     project_ids: list[str],
+    run: RunRecorder,
     extra_samples: dict[str, str] | None = None,
     list_projects: bool = True,
-) -> RunTally:
-    """List every project from its cursor, then fetch details of every final sample not fetched yet."""
-    tally = RunTally()
+) -> None:
+    """List every project from its cursor, then fetch details of every final sample not fetched yet; each
+    batch's counts go to `run` (which loads as the rows pile up)."""
     wanted: dict[str, str] = dict(plan.samples_missing_details)
     overlap = timedelta(minutes=settings.gencove_cursor_overlap_minutes)
     if list_projects:
@@ -276,12 +277,11 @@ async def run_gencove_sync(
             listed, final = await list_project(
                 settings, project_id, None if cursor is None else cursor - overlap, quote(plan.known)
             )
-            tally += listed
+            await run.checkpoint(listed)
             wanted.update({s: p for s, p in final.items() if s not in plan.details_fetched})
     wanted.update(extra_samples or {})
     for batch in chunks(sorted(wanted), settings.batch_size):
-        tally += await details_batch(settings, batch)
-    return tally
+        await run.checkpoint(await details_batch(settings, batch))
 
 
 @flow(name="sync-gencove", log_prints=True)
@@ -306,7 +306,7 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
             await run.load_warehouse()
             plan = gencove_plan(data_paths(settings).warehouse, projects)
             pushed = {s: p for s, p in pushed.items() if s not in plan.details_fetched}
-            run.tally += await run_gencove_sync(settings, plan, project_ids=projects, extra_samples=pushed)
+            await run_gencove_sync(settings, plan, project_ids=projects, run=run, extra_samples=pushed)
             consume_gencove_events(settings, event_ids)
         return run.summary
 

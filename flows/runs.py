@@ -113,6 +113,7 @@ class RunRecorder:
         self._clock = time.monotonic()
         self.final_load = True
         self.report = False  # sync flows: refresh the cohort report when the run changed something
+        self._rows_at_last_load = 0
 
     async def __aenter__(self) -> Self:
         # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
@@ -128,14 +129,29 @@ class RunRecorder:
             write_tables(paths.lake, reference, ingest_date=observed_at.date())
         return self
 
-    async def load_warehouse(self) -> LoadReport:
+    async def load_warehouse(self, *, publish: bool = True) -> LoadReport:
         """Load every lake file not loaded yet (waits for another run's load to finish first)."""
         paths = data_paths(self.settings)
         report = await asyncio.to_thread(
-            load, paths.lake, paths.warehouse, lock_timeout=self.settings.load_timeout_seconds
+            load,
+            paths.lake,
+            paths.warehouse,
+            lock_timeout=self.settings.load_timeout_seconds,
+            publish=publish,
         )
         self.loads.append(report)
+        self._rows_at_last_load = sum(self.tally.rows_written.values())
         return report
+
+    async def checkpoint(self, tally: RunTally) -> None:
+        """Count a finished batch into the run, and load (without publishing) once enough rows piled up.
+
+        Loading as the run goes keeps memory flat however many kits a run fetches: no single load stages
+        more than about `load_every_rows` rows. Loads are idempotent, so a crash after one loses nothing.
+        """
+        self.tally += tally
+        if sum(self.tally.rows_written.values()) - self._rows_at_last_load >= self.settings.load_every_rows:
+            await self.load_warehouse(publish=False)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -170,6 +186,7 @@ class RunRecorder:
             **self.summary_extra,
         }
         self.summary["warehouse"] = str(data_paths(self.settings).warehouse)
+        self.summary["warehouse_loads"] = len(self.loads)
         if exc is None and self._report_due():
             self.summary["report"] = await self._publish_report()
         await publish_summary(self.flow, self.summary)

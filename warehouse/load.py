@@ -109,9 +109,12 @@ def load(
     lock_timeout: float = 600.0,
     migrations_dir: Path = MIGRATIONS_DIR,
     views_dir: Path = VIEWS_DIR,
+    publish: bool = True,
 ) -> LoadReport:
     """Load every new lake file into the warehouse whose published (analyst-facing) file is `db_path`.
 
+    `publish=False` commits into the writer only (a long run loading as it goes, so no load has to hold a
+    whole run's rows at once); the next load that publishes brings the analysts' snapshot up to date.
     Raises WarehouseBusy when another load keeps the lock past `lock_timeout` seconds.
     """
     specs = default_specs() if specs is None else specs
@@ -130,7 +133,7 @@ def load(
             connection.execute("CHECKPOINT")
         finally:
             connection.close()
-        published = bool(changes or tables) or needs_publish(paths)
+        published = publish and (bool(changes or tables) or needs_publish(paths))
         crash_point("load-publish")  # committed in the writer file, not yet published to analysts
         if published:
             publish_snapshot(paths)

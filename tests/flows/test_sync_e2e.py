@@ -119,3 +119,22 @@ def test_a_second_sync_started_while_one_runs_steps_aside(prefect_api: str, tmp_
             assert requests(synced.server.request_counts(), "biomesight.kit_status") == 0
             summary = asyncio.run(sync_biomesight())
         assert summary["state"] == "completed"
+
+
+def test_a_run_loads_as_it_goes_and_ends_where_one_final_load_would(prefect_api: str, tmp_path: Path) -> None:
+    """With a small KITSYNC_LOAD_EVERY_ROWS a first sync loads many times (no load holds the whole run's rows,
+    so memory stays flat), and the warehouse it leaves equals that of a run with a single final load."""
+    from flows.demo import environment
+
+    contents = []
+    loads = []
+    for name, every in (("chunked", "200"), ("whole", "100000000")):
+        with (
+            SyncedWorld.start(tmp_path / name, kits=60, rounds=0, webhooks=False) as synced,
+            environment({"KITSYNC_LOAD_EVERY_ROWS": every, "KITSYNC_BATCH_SIZE": "10"}),
+        ):
+            reports = synced.sync()
+            loads.append(max(s.get("warehouse_loads", 0) for s in reports[0].summaries))
+            contents.append(_contents(synced))
+    assert loads[0] >= loads[1] + 4
+    assert contents[0] == contents[1]

@@ -41,7 +41,7 @@ format: $(STAMP)
 # sizes. Each takes --kits N: the README's figures name the sizes they ran at.
 BENCH_TUNING := --concurrency 64 --batch-size 500
 BENCH_RUNS := "sync_vs_raw.py --kits 2000 $(BENCH_TUNING)" "sync_vs_dlt.py --kits 2000 $(BENCH_TUNING)" \
-	"hourly.py --kits 20000 $(BENCH_TUNING)" "load.py --kits 70000" "memory.py --kits 3000 $(BENCH_TUNING)"
+	"hourly.py --kits 20000 $(BENCH_TUNING)" "load.py --kits 70000" "memory.py --kits 10000 $(BENCH_TUNING)"
 
 bench: $(STAMP)
 	@for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(BIN)/python bench/$$run || exit 1; done

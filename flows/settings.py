@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     gencove_cron: str = Field("0 * * * *", description="When the Gencove sync runs (`kitsync serve`).")
     biomesight_cron: str = Field("15 * * * *", description="When the Biomesight sync runs (`kitsync serve`).")
     load_every_rows: int = Field(
-        500_000, ge=1, description="Rows a run writes between two loads (keeps a long run's memory flat)."
+        200_000, ge=1, description="Rows a run writes between two loads (keeps a long run's memory flat)."
     )
     load_timeout_seconds: float = Field(
         900.0, gt=0, description="How long a load waits for another run's load to finish before giving up."

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,12 +30,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import httpx
 
+from flows import demo
+from sandbox import accounts
+
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 _BANNER = re.compile(r"serving on (http://\S+)")
-BIOMESIGHT_CLIENT = ("kitsync-sandbox", "sandbox-client-secret")
-GENCOVE_KEY = "sandbox-gencove-api-key"
-GENCOVE_PROJECTS = ("6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f601", "6f1c2a3b-4d5e-4f60-8a71-b2c3d4e5f602")
+BIOMESIGHT_CLIENT = (accounts.BIOMESIGHT_CLIENT_ID, accounts.BIOMESIGHT_CLIENT_SECRET)
+GENCOVE_KEY = accounts.GENCOVE_API_KEY
+GENCOVE_PROJECTS = accounts.GENCOVE_PROJECT_IDS
 
 
 # --- the machine --------------------------------------------------------------------------------------------
@@ -183,18 +186,7 @@ def _wait_for_banner(process: subprocess.Popen[bytes], log: Path, timeout: float
 # --- kitsync in this process --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+environment = demo.environment  # set KITSYNC_* for the duration (flows read settings at run time)
 
 
 def kitsync_environment(box: Sandbox, data_dir: Path, **settings: Any) -> dict[str, str]:

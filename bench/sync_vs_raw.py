@@ -281,7 +281,11 @@ def _kitsync_run(
         finally:
             if profiler is not None:
                 profiler.stop()
-                profile.write_text(profiler.output_html())
+                profile.write_text(
+                    profiler.output_text(color=False, show_all=False)
+                    if profile.suffix == ".txt"
+                    else profiler.output_html()
+                )
 
     return run
 

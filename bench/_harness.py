@@ -279,13 +279,33 @@ def warehouse_counts(data_dir: Path, tables: Sequence[str]) -> dict[str, int]:
         connection.close()
 
 
+@contextlib.contextmanager
+def profiled(path: Path | None) -> Iterator[None]:
+    """Profile the block with pyinstrument when `path` is given: text for `.txt`, HTML otherwise."""
+    if path is None:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(async_mode="disabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        text = path.suffix == ".txt"
+        path.write_text(profiler.output_text(color=False, show_all=False) if text else profiler.output_html())
+
+
 def arguments(description: str, default_kits: int) -> Any:
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--kits", type=int, default=default_kits, help=f"world size (default {default_kits})")
     parser.add_argument("--seed", type=int, default=7, help="sandbox world seed")
-    parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile (HTML) here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="pyinstrument profile file (.txt text, else HTML)"
+    )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="KITSYNC_BATCH_SIZE (default: kitsync's)"
     )

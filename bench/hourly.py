@@ -168,7 +168,9 @@ async def bare_poll(base_url: str, orders: list[str], kits: list[str], limit: in
     return len(orders) + len(kits)
 
 
-def hourly_round(box: h.Sandbox, data_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+def hourly_round(
+    box: h.Sandbox, data_dir: Path, env: dict[str, str], profile: Path | None = None
+) -> dict[str, Any]:
     """The bare loop, then kitsync's hourly run, at the same sandbox time; seconds and requests of both."""
     from flows.biomesight import sync_biomesight
 
@@ -179,7 +181,7 @@ def hourly_round(box: h.Sandbox, data_dir: Path, env: dict[str, str]) -> dict[st
     bare_seconds = time.perf_counter() - started
     bare_requests = box.requests_total("biomesight.") - box.requests_total("biomesight.token")
     box.reset_request_counts()
-    with h.environment(env):
+    with h.environment(env), h.profiled(profile):
         run = h.timed(lambda: asyncio.run(sync_biomesight()))
     counts = box.request_counts()
     return {
@@ -223,7 +225,7 @@ def main() -> None:
         tracked = h.warehouse_counts(data_dir, ["kits"])["kits"]
         setup = time.perf_counter() - setup_started
         print(f"  setup done in {setup:.0f} s; tracked kits {tracked:,}", file=sys.stderr)
-        unchanged = hourly_round(box, data_dir, env)
+        unchanged = hourly_round(box, data_dir, env, args.profile)
         box.advance(step)
         changed = hourly_round(box, data_dir, env)
 

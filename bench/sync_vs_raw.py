@@ -270,22 +270,8 @@ def _kitsync_run(
     box: h.Sandbox, data_dir: Path, tuning: dict[str, str], profile: Path | None, out: list[h.SyncTimes]
 ) -> Callable[[], None]:
     def run() -> None:
-        profiler = None
-        if profile is not None:
-            from pyinstrument import Profiler
-
-            profiler = Profiler(async_mode="disabled")
-            profiler.start()
-        try:
+        with h.profiled(profile):
             out.append(h.first_sync(box, data_dir, **tuning))
-        finally:
-            if profiler is not None:
-                profiler.stop()
-                profile.write_text(
-                    profiler.output_text(color=False, show_all=False)
-                    if profile.suffix == ".txt"
-                    else profiler.output_html()
-                )
 
     return run
 

@@ -48,7 +48,8 @@ class BiomesightPlan:
     kits_missing_results: list[str] = field(default_factory=list)
     kits_missing_taxonomy: list[str] = field(default_factory=list)
     kits_missing_pdf: list[str] = field(default_factory=list)
-    known: dict[tuple[str, str], KnownStatus] = field(default_factory=dict)  # (entity, id) -> latest
+    # (entity, id) -> latest status, of the orders and kits to poll (the rest are final: nothing to compare)
+    known: dict[tuple[str, str], KnownStatus] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,20 +77,31 @@ def _open(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection | None:
     return connection
 
 
-_LATEST_BIOMESIGHT = """
-SELECT e.entity, e.entity_id, arg_max(e.partner_status, e.partner_date), max(e.partner_date)
-FROM status_events AS e
-WHERE e.provider = 'biomesight' AND e.source <> 'import'
-GROUP BY e.entity, e.entity_id
-"""
-
-# Tracked entities: orders and kits the platform told us about (export, own client) or a partner pushed.
-_TRACKED_BIOMESIGHT = """
-SELECT 'order' AS entity, order_id AS entity_id FROM orders WHERE provider = 'biomesight'
-UNION
-SELECT 'kit', kit_id FROM kits WHERE provider = 'biomesight'
-UNION
-SELECT entity, entity_id FROM status_events WHERE provider = 'biomesight'
+# Tracked orders and kits (the platform told us about them: export, own client; or a partner pushed them)
+# whose latest polled status is not final, with that status. Filtering in SQL keeps the plan's cost with
+# what is in flight: a warehouse tracking 100k delivered kits hands Python only the few thousand moving.
+_BIOMESIGHT_TO_POLL = """
+WITH latest AS (
+    SELECT entity, entity_id, arg_max(partner_status, partner_date) AS status, max(partner_date) AS date
+    FROM status_events
+    WHERE provider = 'biomesight' AND source <> 'import'
+    GROUP BY entity, entity_id
+),
+tracked AS (
+    SELECT 'order' AS entity, order_id AS entity_id FROM orders WHERE provider = 'biomesight'
+    UNION
+    SELECT 'kit', kit_id FROM kits WHERE provider = 'biomesight'
+    UNION
+    SELECT entity, entity_id FROM status_events WHERE provider = 'biomesight'
+)
+SELECT t.entity, t.entity_id, l.status, l.date
+FROM tracked AS t
+LEFT JOIN latest AS l ON l.entity = t.entity AND l.entity_id = t.entity_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM status_map AS m
+    WHERE m.provider = 'biomesight' AND m.is_final AND m.entity = t.entity AND m.partner_status = l.status
+)
+ORDER BY t.entity, t.entity_id
 """
 
 _FINAL_STATUSES = """
@@ -102,18 +114,20 @@ WITH latest AS (
     FROM status_events
     WHERE provider = 'biomesight' AND entity = 'kit' AND source <> 'import'
     GROUP BY entity_id
+),
+missing AS (
+    SELECT
+        l.kit_id,
+        r.kit_id IS NULL AS missing_results,
+        NOT EXISTS (SELECT 1 FROM taxonomy AS t WHERE t.provider = 'biomesight' AND t.kit_id = l.kit_id)
+            AS missing_taxonomy,
+        NOT EXISTS (SELECT 1 FROM report_pdfs AS p WHERE p.provider = 'biomesight' AND p.kit_id = l.kit_id)
+            AS missing_pdf
+    FROM latest AS l
+    LEFT JOIN results AS r ON r.provider = 'biomesight' AND r.kit_id = l.kit_id
+    WHERE l.stage = 'results_ready'
 )
-SELECT
-    l.kit_id,
-    r.kit_id IS NULL AS missing_results,
-    NOT EXISTS (SELECT 1 FROM taxonomy AS t WHERE t.provider = 'biomesight' AND t.kit_id = l.kit_id)
-        AS missing_taxonomy,
-    NOT EXISTS (SELECT 1 FROM report_pdfs AS p WHERE p.provider = 'biomesight' AND p.kit_id = l.kit_id)
-        AS missing_pdf
-FROM latest AS l
-LEFT JOIN results AS r ON r.provider = 'biomesight' AND r.kit_id = l.kit_id
-WHERE l.stage = 'results_ready'
-ORDER BY l.kit_id
+SELECT * FROM missing WHERE missing_results OR missing_taxonomy OR missing_pdf ORDER BY kit_id
 """
 
 
@@ -124,16 +138,9 @@ def biomesight_plan(db_path: str | os.PathLike[str]) -> BiomesightPlan:
     if connection is None:
         return plan
     with connection:
-        final = {
-            (entity, status)
-            for entity, status in connection.execute(_FINAL_STATUSES, ["biomesight"]).fetchall()
-        }
-        for entity, entity_id, status, date in connection.execute(_LATEST_BIOMESIGHT).fetchall():
-            plan.known[(entity, entity_id)] = KnownStatus(status, date)
-        for entity, entity_id in sorted(connection.execute(_TRACKED_BIOMESIGHT).fetchall()):
-            latest = plan.known.get((entity, entity_id))
-            if latest is not None and (entity, latest.partner_status) in final:
-                continue
+        for entity, entity_id, status, date in connection.execute(_BIOMESIGHT_TO_POLL).fetchall():
+            if status is not None:
+                plan.known[(entity, entity_id)] = KnownStatus(status, date)
             (plan.orders_to_poll if entity == "order" else plan.kits_to_poll).append(entity_id)
         for kit_id, missing_results, missing_taxonomy, missing_pdf in connection.execute(
             _READY_BIOMESIGHT_KITS

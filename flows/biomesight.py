@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,25 +152,38 @@ async def poll_batch(
         tally=outcome.tally,
         failures=failures,
     )
+    # Only changes (and what the transform must quarantine) are landed: an hourly run re-reads thousands of
+    # unchanged statuses, whose events and raw bodies would only be dropped again as duplicates at the load,
+    # after costing a write and a merge.
+    changed: dict[str, dict[str, Any]] = {"order": {}, "kit": {}}
+    still_unknown: Counter[tuple[str, str]] = Counter()
     for kind, payloads in (("order", orders), ("kit", kits)):
         for entity_id, answer in payloads.items():
             status = answer.get("status")
+            stage = to_stage(PROVIDER, status)[0] if isinstance(status, str) else None
             if is_change(known.get((kind, entity_id)), status, answer.get("date")):
                 outcome.tally.status_changes += 1
-            if kind == "kit" and isinstance(status, str) and to_stage(PROVIDER, status)[0] == "results_ready":
+                changed[kind][entity_id] = answer
+            elif not isinstance(answer.get("date"), str):
+                changed[kind][entity_id] = answer  # undated: the transform quarantines it, with the reason
+            elif stage == "unknown":
+                still_unknown[(PROVIDER, status)] += 1  # still reported every run until mapped
+            if kind == "kit" and stage == "results_ready":
                 outcome.newly_ready.append(entity_id)
     outcome.tally.orders_polled += len(order_ids)
     outcome.tally.kits_polled += len(kit_ids)
     result = concat_results(
         (
-            status_tables(orders, kits, source=source, observed_at=observed_at),
+            status_tables(changed["order"], changed["kit"], source=source, observed_at=observed_at),
             transform_raw_responses(
-                _raw(STATUS_ENDPOINT["order"], orders) + _raw(STATUS_ENDPOINT["kit"], kits),
+                _raw(STATUS_ENDPOINT["order"], changed["order"])
+                + _raw(STATUS_ENDPOINT["kit"], changed["kit"]),
                 observed_at=observed_at,
             ),
             transform_fetch_failures(failures, observed_at=observed_at),
         )
     )
+    result.unknown_statuses.update(still_unknown)
     land_result(settings, result, outcome.tally)
     return outcome
 

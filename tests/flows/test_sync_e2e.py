@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from tests.flows.truth import (
     kit_is_final,
     order_is_final,
@@ -39,6 +41,26 @@ def _contents(synced: SyncedWorld) -> dict[str, list[tuple[Any, ...]]]:
 def _reference_files(synced: SyncedWorld) -> set[str]:
     return {
         f.path for table in ("status_map", "lifecycle_stages") for f in list_files(synced.data_dir, table)
+    }
+
+
+def _polled_rows(synced: SyncedWorld) -> dict[str, int]:
+    """Lake rows that Biomesight polls landed (status events and raw bodies): an unchanged poll adds none."""
+    files = {
+        table: [f for f in list_files(synced.data_dir, table) if "provider=biomesight" in f.path]
+        for table in ("status_events", "raw_responses")
+    }
+    return {
+        "status_events": sum(
+            pq.read_table(synced.data_dir / f.path, columns=["source"])
+            .column("source")
+            .to_pylist()
+            .count("poll")
+            for f in files["status_events"]
+        ),
+        "raw_responses": sum(
+            pq.read_metadata(synced.data_dir / f.path).num_rows for f in files["raw_responses"]
+        ),
     }
 
 
@@ -86,6 +108,8 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         # The same run again at the same virtual time: the same polls, nothing fetched, nothing changed.
         before = _contents(synced)
         reference_files = _reference_files(synced)
+        landed = _polled_rows(synced)
+        assert all(landed.values())
         server.reset_request_counts()
         synced.sync()
         third = server.request_counts()
@@ -96,6 +120,8 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         assert requests(third, "gencove.sample") == 0
         assert _contents(synced) == before
         assert _reference_files(synced) == reference_files  # the vocabulary is loaded: not written again
+        # Unchanged statuses are not landed again (they would only be dropped as duplicates at the load).
+        assert _polled_rows(synced) == landed
         runs = synced.rows("SELECT flow, state FROM sync_runs WHERE flow LIKE 'sync-%'")
         assert len(runs) == 6
         assert {state for _, state in runs} == {"completed"}
@@ -138,3 +164,24 @@ def test_a_run_loads_as_it_goes_and_ends_where_one_final_load_would(prefect_api:
             contents.append(_contents(synced))
     assert loads[0] >= loads[1] + 4
     assert contents[0] == contents[1]
+
+
+def test_a_kit_left_in_an_undocumented_status_is_reported_by_every_run(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """Unchanged statuses are not landed again, but one kitsync cannot map is still counted each run (the run
+    summary is where someone notices a status Biomesight added), not only in the run that first saw it."""
+    limbo = "biomesight.kit_status:unknown_status:1.0:status=Lab Limbo"
+    with SyncedWorld.start(tmp_path / "data", kits=40, rounds=0, webhooks=False, faults=[limbo]) as synced:
+        counts = []
+        for _ in range(2):
+            synced.server.reset_request_counts()
+            (round_,) = synced.sync()
+            polled = requests(synced.server.request_counts(), "biomesight.kit_status")
+            (summary,) = [s for s in round_.summaries if s["flow"] == "sync-biomesight"]
+            counts.append((summary["unknown_statuses"].get("biomesight:Lab Limbo"), polled))
+        (first, first_polled), (second, second_polled) = counts
+        assert first == first_polled > 0
+        assert second == second_polled == first_polled  # still in limbo, so still polled and still reported
+        landed = synced.rows("SELECT count(*) FROM status_events WHERE partner_status = 'Lab Limbo'")
+        assert landed == [(first_polled,)]  # landed once, in the run that first saw it

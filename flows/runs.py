@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from flows.heap import freeze_startup_objects
 from flows.runtime import data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -116,6 +117,7 @@ class RunRecorder:
         self._rows_at_last_load = 0
 
     async def __aenter__(self) -> Self:
+        freeze_startup_objects()  # a flow run starts: what is alive now is the process's long-lived core
         # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
         # current content (a first run, or code that changed the vocabulary), so views never lack them and an
         # hourly run with nothing new writes nothing.

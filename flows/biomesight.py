@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.outcomes import record_failure
-from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
+from flows.runs import (
+    RunRecorder,
+    chunks,
+    is_change,
+    land_result,
+    pipelined,
+    run_exclusively,
+    share_of_concurrency,
+)
 from flows.runtime import async_biomesight_client, data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -289,30 +298,39 @@ async def run_biomesight_sync(
     """Poll the plan's orders and kits in batches, then fetch results for every kit that is ready; each
     batch's counts go to `run` (which loads as the rows pile up)."""
     size = settings.batch_size
+    share = share_of_concurrency(settings)
     newly_ready: list[str] = []
     entities = [("order", i) for i in plan.orders_to_poll] + [("kit", i) for i in plan.kits_to_poll]
-    for batch in chunks(entities, size):
+
+    async def poll(batch: list[tuple[str, str]]) -> BatchOutcome:
         orders = [i for kind, i in batch if kind == "order"]
         kits = [i for kind, i in batch if kind == "kit"]
         # Only the batch's own known statuses: Prefect walks every task argument (visit_collection), and the
         # whole map (every tracked order and kit) cost ~0.1 ms per entry per task, ~11 s a task at 100k kits.
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
-        outcome = await poll_batch(settings, orders, kits, known, source)
-        await run.checkpoint(outcome.tally)
-        newly_ready.extend(outcome.newly_ready)
+        return await poll_batch(share, orders, kits, known, source)
+
+    async with aclosing(pipelined(chunks(entities, size), poll)) as polled:
+        async for outcome in polled:
+            await run.checkpoint(outcome.tally)
+            newly_ready.extend(outcome.newly_ready)
     json_kits = _unique([*plan.kits_missing_results, *newly_ready, *refetch_kits])
     csv_kits = _unique([*plan.kits_missing_taxonomy, *newly_ready, *refetch_kits])
     pdf_kits = _unique([*plan.kits_missing_pdf, *newly_ready, *refetch_kits]) if fetch_pdf else []
     wanted = _unique([*json_kits, *csv_kits, *pdf_kits])
     json_set, csv_set, pdf_set = set(json_kits), set(csv_kits), set(pdf_kits)
-    for batch in chunks(wanted, size):
-        batch_tally = await results_batch(
-            settings,
+
+    async def fetch(batch: list[str]) -> RunTally:
+        return await results_batch(
+            share,
             [k for k in batch if k in json_set],
             [k for k in batch if k in csv_set],
             [k for k in batch if k in pdf_set],
         )
-        await run.checkpoint(batch_tally)
+
+    async with aclosing(pipelined(chunks(wanted, size), fetch)) as fetched:
+        async for batch_tally in fetched:
+            await run.checkpoint(batch_tally)
 
 
 @flow(name="sync-biomesight", log_prints=True)

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
         SecretStr("sandbox-pseudonym-key"), description="HMAC key that turns customer ids into pseudonyms."
     )
     batch_size: int = Field(200, ge=1, description="Kits per Prefect task.")
-    concurrency: int = Field(16, ge=1, description="HTTP requests in flight per client.")
+    concurrency: int = Field(
+        16, ge=1, description="HTTP requests a sync keeps in flight (its batches share them)."
+    )
     http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP request times out.")
     max_retries: int = Field(5, ge=0, description="Retries of a retriable HTTP failure before giving up.")
     retry_base_delay: float = Field(

@@ -81,8 +81,8 @@ BATCHES_IN_FLIGHT = 2
 
 
 def share_of_concurrency(settings: Settings) -> Settings:
-    """The settings for one of BATCHES_IN_FLIGHT concurrent batches: together they keep at most
-    `concurrency` requests in flight, as one batch did."""
+    """The settings for one of BATCHES_IN_FLIGHT concurrent batches: together they keep `concurrency`
+    requests in flight as one batch did (rounded up to a multiple of BATCHES_IN_FLIGHT)."""
     return settings.model_copy(update={"concurrency": -(-settings.concurrency // BATCHES_IN_FLIGHT)})
 
 

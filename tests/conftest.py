@@ -1,4 +1,5 @@
-"""Session-wide fixtures: a Prefect API for flow runs, and one sandbox world synced by the real flows."""
+"""Session-wide fixtures: a Prefect API for flow runs, and one sandbox world synced by the real flows; and the
+reliability suite's figures, summed over pytest-xdist workers and printed at the end of the run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.reliability.figures import FIGURES
 from tests.synced import SyncedWorld
 
 # Offline and quiet before Prefect is imported anywhere in the session.
@@ -18,6 +20,32 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # example database in the working tree, and are not timed (the machine is shared and noisy).
 hypothesis_settings.register_profile("kitsync", derandomize=True, database=None, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kitsync"))
+
+_FIGURES_KEY = "kitsync_reliability_figures"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand this worker's reliability figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and FIGURES.touched:
+        workeroutput[_FIGURES_KEY] = FIGURES.as_dict()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """In the pytest-xdist controller: add up what each worker measured."""
+    figures = getattr(node, "workeroutput", {}).get(_FIGURES_KEY)
+    if figures:
+        FIGURES.merge(figures)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability figures whenever reliability tests ran (under `make test` too, without -s)."""
+    if not FIGURES.touched:
+        return
+    terminalreporter.section("kitsync reliability figures")
+    for line in FIGURES.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,19 @@ class Figures:
                 lines.append(f"         {name}: {parts}")
         return lines
 
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, so a pytest-xdist worker can hand its figures to the controller."""
+        with self._lock:
+            return {"totals": dict(self.totals), "detail": {k: dict(v) for k, v in self.detail.items()}}
+
+    def merge(self, figures: dict[str, object]) -> None:
+        """Add a worker's `as_dict()` (the controller prints the sum over all workers)."""
+        totals, detail = figures.get("totals", {}), figures.get("detail", {})
+        with self._lock:
+            self.totals.update(totals)  # type: ignore[arg-type]
+            for name, counts in detail.items():  # type: ignore[union-attr]
+                self.detail.setdefault(name, Counter()).update(counts)
+
     @property
     def touched(self) -> bool:
         return bool(self.totals) or bool(self.detail)

@@ -353,7 +353,7 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
             run.report = True
             run.tally += ingest_biomesight_events(settings)
             await run.load_warehouse()
-            plan = biomesight_plan(data_paths(settings).warehouse)
+            plan = biomesight_plan(data_paths(settings).warehouse, with_pdf=want_pdf)
             await run_biomesight_sync(settings, plan, run=run, fetch_pdf=want_pdf)
         return run.summary
 

@@ -108,6 +108,9 @@ _FINAL_STATUSES = """
 SELECT entity, partner_status FROM status_map WHERE provider = ? AND is_final
 """
 
+# Kits whose latest status says results are ready, with what each lacks. `every_ready` keeps them all (a
+# backfill's refetch covers them all); the planner gets only the kits lacking something it will fetch (a PDF
+# counts only when PDFs are fetched): a few among the 100k whose results are loaded.
 _READY_BIOMESIGHT_KITS = """
 WITH latest AS (
     SELECT entity_id AS kit_id, arg_max(stage, partner_date) AS stage
@@ -127,12 +130,15 @@ missing AS (
     LEFT JOIN results AS r ON r.provider = 'biomesight' AND r.kit_id = l.kit_id
     WHERE l.stage = 'results_ready'
 )
-SELECT * FROM missing WHERE missing_results OR missing_taxonomy OR missing_pdf ORDER BY kit_id
+SELECT * FROM missing
+WHERE $every_ready OR missing_results OR missing_taxonomy OR ($with_pdf AND missing_pdf)
+ORDER BY kit_id
 """
 
 
-def biomesight_plan(db_path: str | os.PathLike[str]) -> BiomesightPlan:
-    """Orders and kits that are not final yet, and ready kits whose results or taxonomy are not loaded."""
+def biomesight_plan(db_path: str | os.PathLike[str], *, with_pdf: bool = False) -> BiomesightPlan:
+    """Orders and kits that are not final yet, and ready kits whose results or taxonomy (and, `with_pdf`,
+    PDF report) are not loaded."""
     plan = BiomesightPlan()
     connection = _open(db_path)
     if connection is None:
@@ -143,13 +149,13 @@ def biomesight_plan(db_path: str | os.PathLike[str]) -> BiomesightPlan:
                 plan.known[(entity, entity_id)] = KnownStatus(status, date)
             (plan.orders_to_poll if entity == "order" else plan.kits_to_poll).append(entity_id)
         for kit_id, missing_results, missing_taxonomy, missing_pdf in connection.execute(
-            _READY_BIOMESIGHT_KITS
+            _READY_BIOMESIGHT_KITS, {"every_ready": False, "with_pdf": with_pdf}
         ).fetchall():
             if missing_results:
                 plan.kits_missing_results.append(kit_id)
             if missing_taxonomy:
                 plan.kits_missing_taxonomy.append(kit_id)
-            if missing_pdf:
+            if with_pdf and missing_pdf:
                 plan.kits_missing_pdf.append(kit_id)
     return plan
 
@@ -310,7 +316,7 @@ def ready_biomesight_kits(db_path: str | os.PathLike[str], kit_ids: Collection[s
         return found
     wanted = set(kit_ids)
     with connection:
-        rows = connection.execute(_READY_BIOMESIGHT_KITS).fetchall()
+        rows = connection.execute(_READY_BIOMESIGHT_KITS, {"every_ready": True, "with_pdf": True}).fetchall()
     for kit_id, missing_results, missing_taxonomy, missing_pdf in rows:
         if kit_id not in wanted:
             continue

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,28 @@ def test_a_killed_backfill_resumes_without_redoing_finished_windows(backfilled: 
     ]
     assert requests(backfilled.server.request_counts(), "biomesight.kit_status") == len(polled)
     assert set(json.loads(ledger.read_text())["done"]) == {w.label for w in windows}
+
+
+def test_refetch_results_also_refetches_kits_that_lack_nothing(prefect_api: str, tmp_path: Path) -> None:
+    """With PDFs fetched as well, a ready kit lacks nothing the planner tracks; `refetch_results` still asks
+    for its JSON and CSV again (the planner's "what is missing" must not decide what a refetch covers)."""
+    with (
+        environment({"KITSYNC_FETCH_PDF": "true"}),
+        SyncedWorld.start(tmp_path / "data", kits=60, rounds=0, webhooks=False) as synced,
+    ):
+        synced.sync()
+        complete = [
+            row[0]
+            for row in synced.rows(
+                "SELECT r.kit_id FROM results AS r "
+                "WHERE r.kit_id IN (SELECT kit_id FROM taxonomy) "
+                "AND r.kit_id IN (SELECT kit_id FROM report_pdfs) "
+                "ORDER BY r.kit_id LIMIT 3"
+            )
+        ]
+        assert len(complete) == 3
+        synced.server.reset_request_counts()
+        summary = _backfill(synced, provider="biomesight", kit_ids=complete, refetch_results=True)
+        counts = synced.server.request_counts()
+    assert summary["state"] == "completed"
+    assert requests(counts, "biomesight.results") == 6  # JSON and CSV of each of the three kits

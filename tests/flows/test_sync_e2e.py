@@ -25,6 +25,7 @@ from tests.flows.truth import (
 from tests.synced import SyncedWorld
 from transform.schemas import TABLES
 from warehouse.lake import list_files
+from warehouse.state import biomesight_plan
 
 
 def _contents(synced: SyncedWorld) -> dict[str, list[tuple[Any, ...]]]:
@@ -122,6 +123,11 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         assert _reference_files(synced) == reference_files  # the vocabulary is loaded: not written again
         # Unchanged statuses are not landed again (they would only be dropped as duplicates at the load).
         assert _polled_rows(synced) == landed
+        # Every ready kit's results are loaded; PDFs were not asked for, so the plan finds nothing to fetch,
+        # and would find every ready kit's PDF missing if they were.
+        plan = biomesight_plan(synced.warehouse)
+        assert (plan.kits_missing_results, plan.kits_missing_taxonomy, plan.kits_missing_pdf) == ([], [], [])
+        assert sorted(biomesight_plan(synced.warehouse, with_pdf=True).kits_missing_pdf) == sorted(ready_t2)
         runs = synced.rows("SELECT flow, state FROM sync_runs WHERE flow LIKE 'sync-%'")
         assert len(runs) == 6
         assert {state for _, state in runs} == {"completed"}

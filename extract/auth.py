@@ -52,6 +52,9 @@ class BiomesightAuth(httpx.Auth):
         self._refresh_at = 0.0
         self._sync_lock = threading.Lock()
         self._async_lock = anyio.Lock()
+        # Once the token endpoint refused these credentials, every caller waiting for a token gets that same
+        # answer without asking again: the credentials cannot have changed within this client's life.
+        self._refused: AuthenticationFailed | None = None
 
     def __repr__(self) -> str:
         return f"BiomesightAuth(token_url={self.token_url!r}, client_id={self.client_id!r})"
@@ -62,6 +65,8 @@ class BiomesightAuth(httpx.Auth):
         return None
 
     def _token_request(self, original: httpx.Request) -> httpx.Request:
+        if self._refused is not None:
+            raise self._refused
         # Carry the caller's timeout: a bare Request would otherwise have none at all.
         extensions = {IDEMPOTENT_EXTENSION: True}
         if "timeout" in original.extensions:
@@ -77,12 +82,13 @@ class BiomesightAuth(httpx.Auth):
     def _accept_token(self, response: httpx.Response) -> str:
         """Store the token from a token-endpoint response and return it; raise if there is none."""
         if response.status_code in (400, 401, 403):
-            raise AuthenticationFailed(
+            self._refused = AuthenticationFailed(
                 f"Biomesight refused client id {self.client_id!r} ({response.status_code}): "
-                f"{partner_message(response)}; check the client id and secret",
+                f"{partner_message(response)}",
                 endpoint=describe_request(response.request),
                 status=response.status_code,
             )
+            raise self._refused
         raise_for_status(response)
         payload = json_object(response, required=("access_token",))
         token = payload["access_token"]

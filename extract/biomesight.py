@@ -91,6 +91,8 @@ class BiomesightClient(SyncPartnerClient):
     retriable family once the retry budget is spent.
     """
 
+    PARTNER = "Biomesight"
+
     def __init__(
         self,
         base_url: str,
@@ -155,6 +157,8 @@ class AsyncBiomesightClient(AsyncPartnerClient):
 
     `use_aiohttp=True` runs httpx over httpx-aiohttp's transport (same API, much less client CPU per request).
     """
+
+    PARTNER = "Biomesight"
 
     def __init__(
         self,

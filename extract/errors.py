@@ -1,4 +1,6 @@
-"""The partner-error families: retriable ones a later run may clear, fatal ones needing a person or new input.
+"""The partner-error families: retriable ones a later run may clear, fatal ones needing a person or new input,
+and `PartnerUnusable`: the partner refused our credentials or cannot be reached at all, so the whole run
+cannot do its work (no single record is at fault, and every further request would only be refused again).
 
 Every message is built from sanitized parts only (see `extract.redaction`), so an exception can be logged,
 shown in a Prefect artifact or stored in a sync-run row without leaking a secret, a token or a presigned URL.
@@ -103,11 +105,31 @@ class Invalid(FatalError):
 
 
 class Unauthorized(FatalError):
-    """401 even after a fresh token (or a rejected API key)."""
+    """401 even after a fresh token (a refused Gencove API key is `CredentialsRefused` instead)."""
 
 
-class AuthenticationFailed(FatalError):
+class PartnerUnusable(PartnerError):
+    """Nothing of this run can be done with this partner: it refuses our credentials, or cannot be reached.
+
+    Not a record's problem, so never quarantined: the run stops at once and fails, naming what to check.
+    `partner` ("Biomesight", "Gencove") is filled in by the client that met it; `url` is the partner's host
+    root as configured (scheme, host, port), without credentials.
+    """
+
+    partner: str = ""
+    url: str = ""
+
+
+class CredentialsRefused(PartnerUnusable, FatalError):
+    """The partner says our credentials are wrong (a key it does not know, client credentials it refuses)."""
+
+
+class AuthenticationFailed(CredentialsRefused):
     """The token endpoint refused our client credentials: a configuration problem, not a transient one."""
+
+
+class Unreachable(PartnerUnusable, TransportFailure):
+    """No connection to the partner could be opened, even after the retries (refused, no route, DNS, TLS)."""
 
 
 class MalformedResponse(FatalError):

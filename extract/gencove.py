@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from extract.auth import GencoveAuth
+from extract.errors import CredentialsRefused, Forbidden, PartnerError, Unauthorized
 from extract.http import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -114,6 +115,24 @@ def ancestry_call(sample_id: str) -> Call[dict[str, Any]]:
     return Call("GET", f"{API}/sample-ancestry/{_segment(sample_id)}", _object())
 
 
+# How Django REST Framework (Gencove's API) words a refused API key; DRF answers it with 401, or with 403 when
+# the authentication class sends no WWW-Authenticate challenge, so the words tell it from a plain "not yours".
+_REFUSED_KEY_WORDS = ("api key", "api-key", "authentication credentials", "not authenticated")
+
+
+def classify_gencove_error(error: PartnerError) -> PartnerError:
+    """A 401 (and a 403 worded as a refused key) means Gencove refused our API key, whatever was asked:
+    Gencove authenticates by the key alone, so no other request of the run can fare better."""
+    refused = isinstance(error, Unauthorized) or (
+        isinstance(error, Forbidden) and any(word in error.message.lower() for word in _REFUSED_KEY_WORDS)
+    )
+    if not refused:
+        return error
+    return CredentialsRefused(
+        f"Gencove refused the API key ({error.message})", endpoint=error.endpoint, status=error.status
+    )
+
+
 def page_call(paginator: OffsetPaginator) -> Call[list[Any]]:
     """The request for the paginator's next page; reading the response advances the paginator."""
     url, params = paginator.next_request()
@@ -122,6 +141,9 @@ def page_call(paginator: OffsetPaginator) -> Call[list[Any]]:
 
 class GencoveClient(SyncPartnerClient):
     """Synchronous Gencove client. `base_url` is the host root (e.g. https://api.gencove.com)."""
+
+    PARTNER = "Gencove"
+    classify = staticmethod(classify_gencove_error)
 
     def __init__(
         self,
@@ -241,6 +263,9 @@ class GencoveClient(SyncPartnerClient):
 
 class AsyncGencoveClient(AsyncPartnerClient):
     """The async twin of `GencoveClient`; `use_aiohttp=True` picks httpx-aiohttp's transport."""
+
+    PARTNER = "Gencove"
+    classify = staticmethod(classify_gencove_error)
 
     def __init__(
         self,

@@ -21,6 +21,8 @@ from typing import Any, Generic, Self, TypeVar
 import anyio
 import httpx
 
+from extract.errors import PartnerError, PartnerUnusable
+from extract.redaction import redact_url
 from extract.retry import AsyncRetryTransport, Backoff, RetryPolicy, RetryTransport
 
 T = TypeVar("T")
@@ -29,6 +31,12 @@ USER_AGENT = "kitsync/0.1 (+https://github.com/kitsync)"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_CONCURRENCY = 16
+
+
+def timeouts(request: float, connect: float) -> httpx.Timeout:
+    """A request's timeouts: `request` seconds for each read and write, at most `connect` (and never more
+    than `request`) to open the connection, so an unreachable partner is known within a few seconds."""
+    return httpx.Timeout(request, connect=min(connect, request))
 
 
 @dataclass(frozen=True)
@@ -127,15 +135,57 @@ def build_async_client(
     )
 
 
-class SyncPartnerClient:
+class _UnusableGuard:
+    """What both client flavours share once a partner turned out unusable (credentials refused, unreachable).
+
+    The error is raised again, unsent, for every later request of this client: asking a hundred times what
+    the first refusal already answered only costs the partner's patience (and, unreachable, minutes of
+    retries). A partner client names itself in `PARTNER` and may override `classify` to say which of its
+    answers mean "our credentials are refused".
+    """
+
+    PARTNER = "the partner"
+    _unusable: PartnerUnusable | None = None
+
+    def classify(self, error: PartnerError) -> PartnerError:
+        """The error to raise for `error` (by default itself)."""
+        return error
+
+    def _refuse_if_unusable(self) -> None:
+        if self._unusable is not None:
+            raise self._unusable
+
+    def _seen(self, error: PartnerError) -> PartnerError:
+        raised = self.classify(error)
+        if isinstance(raised, PartnerUnusable):
+            raised.partner = raised.partner or self.PARTNER
+            raised.url = raised.url or redact_url(self._base_url()).rstrip("/")
+            self._unusable = raised
+        return raised
+
+    def _base_url(self) -> httpx.URL:
+        raise NotImplementedError
+
+
+class SyncPartnerClient(_UnusableGuard):
     """Runs `Call`s on an httpx.Client; closes it on exit."""
 
     def __init__(self, http: httpx.Client) -> None:
         self._http = http
 
+    def _base_url(self) -> httpx.URL:
+        return self._http.base_url
+
     def _run(self, call: Call[T]) -> T:
-        response = self._http.request(call.method, call.url, params=call.params, json=call.json)
-        return call.read(response)
+        self._refuse_if_unusable()
+        try:
+            response = self._http.request(call.method, call.url, params=call.params, json=call.json)
+            return call.read(response)
+        except PartnerError as error:
+            raised = self._seen(error)
+            if raised is error:
+                raise
+            raise raised from error
 
     def close(self) -> None:
         self._http.close()
@@ -149,7 +199,7 @@ class SyncPartnerClient:
         self.close()
 
 
-class AsyncPartnerClient:
+class AsyncPartnerClient(_UnusableGuard):
     """Runs `Call`s on an httpx.AsyncClient, at most `max_concurrency` in flight; closes it on exit."""
 
     def __init__(self, http: httpx.AsyncClient, max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
@@ -158,10 +208,20 @@ class AsyncPartnerClient:
         self._http = http
         self._in_flight = anyio.Semaphore(max_concurrency)
 
+    def _base_url(self) -> httpx.URL:
+        return self._http.base_url
+
     async def _run(self, call: Call[T]) -> T:
-        async with self._in_flight:
-            response = await self._http.request(call.method, call.url, params=call.params, json=call.json)
-        return call.read(response)
+        try:
+            async with self._in_flight:
+                self._refuse_if_unusable()  # checked once admitted: an earlier request may just have failed
+                response = await self._http.request(call.method, call.url, params=call.params, json=call.json)
+            return call.read(response)
+        except PartnerError as error:
+            raised = self._seen(error)
+            if raised is error:
+                raise
+            raise raised from error
 
     async def aclose(self) -> None:
         await self._http.aclose()

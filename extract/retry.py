@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 import anyio
 import httpx
 
-from extract.errors import TransportFailure
+from extract.errors import TransportFailure, Unreachable
 from extract.redaction import describe_request, redact_text
 
 logger = logging.getLogger("kitsync.extract")
@@ -57,6 +57,13 @@ class Backoff:
         return rng.uniform(0.0, ceiling) if ceiling > 0 else 0.0
 
 
+def give_up_seconds(max_retries: int, backoff: Backoff, connect_timeout: float) -> float:
+    """The longest one request to a partner that cannot be reached takes before `Unreachable` is raised: each
+    attempt waits out its connect timeout, each retry its longest backoff."""
+    waits = sum(min(backoff.cap, backoff.base * backoff.multiplier**retry) for retry in range(max_retries))
+    return (max_retries + 1) * connect_timeout + waits
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from `now` a Retry-After header (delta-seconds or HTTP-date) asks for; None if unusable."""
     if value is None or not value.strip():
@@ -86,6 +93,20 @@ def _caused_by_dropped_connection(exc: BaseException) -> bool:
     if cause is None or not type(cause).__module__.startswith("aiohttp"):
         return False
     return not any(klass.__name__ == "ClientConnectorError" for klass in type(cause).__mro__)
+
+
+def never_connected(exc: BaseException) -> bool:
+    """True when no connection to the partner could be opened at all (refused, unroutable, DNS, TLS, connect
+    timeout), as opposed to one that was made and then dropped or timed out while reading."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and not _caused_by_dropped_connection(
+        exc
+    )
+
+
+def _origin(url: httpx.URL) -> str:
+    """The host root a partner is configured with: scheme, host and port, never userinfo or a query."""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def _safe_to_resend(
@@ -157,6 +178,10 @@ class RetryPolicy:
             )
             raise TransportFailure(message, endpoint=endpoint, attempts=attempt) from exc
         if attempt > self.max_retries:
+            if never_connected(exc):
+                unreachable = Unreachable(reason, endpoint=endpoint, attempts=attempt)
+                unreachable.url = _origin(request.url)
+                raise unreachable from exc
             raise TransportFailure(reason, endpoint=endpoint, attempts=attempt) from exc
         delay = self.backoff.delay(attempt - 1, self.rng)
         logger.info(

@@ -9,11 +9,10 @@ and the run ends with one warehouse load.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.outcomes import record_failure
+from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.runs import (
     RunRecorder,
     chunks,
@@ -64,11 +63,6 @@ class BatchOutcome:
 
     tally: RunTally = field(default_factory=RunTally)
     newly_ready: list[str] = field(default_factory=list)
-
-
-async def _fetch_all(ids: Sequence[str], fetch: Callable[[str], Awaitable[Any]]) -> list[Any | BaseException]:
-    """One request per id, concurrently (the client bounds how many are in flight); failures stay per id."""
-    return await asyncio.gather(*(fetch(i) for i in ids), return_exceptions=True)
 
 
 def _successes(
@@ -129,7 +123,13 @@ def results_tables(
     )
 
 
-@task(name="biomesight-poll-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="biomesight-poll-batch",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def poll_batch(
     settings: Settings,
     order_ids: list[str],
@@ -141,8 +141,8 @@ async def poll_batch(
     outcome = BatchOutcome()
     failures: list[FetchFailure] = []
     async with async_biomesight_client(settings) as client:
-        order_answers, kit_answers = await asyncio.gather(
-            _fetch_all(order_ids, client.get_order_status), _fetch_all(kit_ids, client.get_kit_status)
+        order_answers, kit_answers = await fetch_each(
+            (order_ids, client.get_order_status), (kit_ids, client.get_kit_status)
         )
     observed_at = datetime.now(UTC)
     orders = _successes(
@@ -221,7 +221,13 @@ def _store_pdfs(settings: Settings, pdfs: dict[str, bytes], observed_at: datetim
     return TransformResult(tables={"report_pdfs": build_table("report_pdfs", rows)} if rows else {})
 
 
-@task(name="biomesight-results-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="biomesight-results-batch",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def results_batch(
     settings: Settings, json_kits: list[str], csv_kits: list[str], pdf_kits: list[str] | None = None
 ) -> RunTally:
@@ -230,10 +236,10 @@ async def results_batch(
     failures: list[FetchFailure] = []
     pdf_kits = pdf_kits or []
     async with async_biomesight_client(settings) as client:
-        json_answers, csv_answers, pdf_answers = await asyncio.gather(
-            _fetch_all(json_kits, lambda kit: client.get_results(kit, "json")),
-            _fetch_all(csv_kits, lambda kit: client.get_results(kit, "csv")),
-            _fetch_all(pdf_kits, client.get_pdf),
+        json_answers, csv_answers, pdf_answers = await fetch_each(
+            (json_kits, lambda kit: client.get_results(kit, "json")),
+            (csv_kits, lambda kit: client.get_results(kit, "csv")),
+            (pdf_kits, client.get_pdf),
         )
     observed_at = datetime.now(UTC)
     common: dict[str, Any] = {"entity": "kit", "tally": tally, "failures": failures}
@@ -255,7 +261,13 @@ async def results_batch(
     return tally
 
 
-@task(name="biomesight-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="biomesight-reprocess-batch",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def reprocess_batch(settings: Settings, order_ids: list[str], kit_ids: list[str]) -> RunTally:
     """Transform the newest stored raw responses of a batch again (no request to Biomesight)."""
     tally = RunTally()

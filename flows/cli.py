@@ -106,17 +106,26 @@ def _data_dir(settings: Any) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     _data_dir(_settings())
-    failed = False
+    from flows.outcomes import RunCannotWork
+
+    runs: list[Callable[[], Any]] = []
     if args.provider in ("all", "biomesight"):
         from flows.biomesight import sync_biomesight
 
-        summary = asyncio.run(sync_biomesight(load=not args.no_load, fetch_pdf=args.fetch_pdf or None))
-        _print_summary(summary)
-        failed |= summary.get("state") == "failed"
+        runs.append(lambda: sync_biomesight(load=not args.no_load, fetch_pdf=args.fetch_pdf or None))
     if args.provider in ("all", "gencove"):
         from flows.gencove import sync_gencove
 
-        summary = asyncio.run(sync_gencove(project_ids=args.project or None, load=not args.no_load))
+        runs.append(lambda: sync_gencove(project_ids=args.project or None, load=not args.no_load))
+    failed = False
+    for run in runs:
+        try:
+            summary = asyncio.run(run())
+        except RunCannotWork as error:
+            # This partner cannot be used now; the other one is independent of it, so it still syncs.
+            print(f"kitsync {args.command}: {error}", file=sys.stderr)
+            failed = True
+            continue
         _print_summary(summary)
         failed |= summary.get("state") == "failed"
     return 1 if failed else 0
@@ -324,7 +333,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"kitsync {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the run records itself as interrupted on its way out; what it landed stays, and the next
+        # run carries on from what the warehouse holds, as after any crash.
+        print(
+            f"kitsync {args.command}: interrupted; what was already written is kept and the next run "
+            "carries on from there",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as error:
+        from flows.outcomes import RunCannotWork
+
+        if isinstance(error, RunCannotWork):  # a partner refused us or cannot be reached: the line says why
+            print(f"kitsync {args.command}: {error}", file=sys.stderr)
+            return 1
         problem = _storage_problem(error)
         if problem is None:
             raise

@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
-from flows.outcomes import record_failure
+from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
@@ -91,7 +91,13 @@ async def _list_pages(
         yield page
 
 
-@task(name="gencove-list-project", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="gencove-list-project",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def list_project(
     settings: Settings,
     project_id: str,
@@ -190,15 +196,19 @@ def bundle_tables(
     )
 
 
-@task(name="gencove-details-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="gencove-details-batch",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def details_batch(settings: Settings, sample_ids: list[str], source: str = "poll") -> RunTally:
     """Fetch details and results for a batch of final samples and land them as one file per table."""
     tally = RunTally()
     failures: list[FetchFailure] = []
     async with async_gencove_client(settings) as client:
-        answers = await asyncio.gather(
-            *(_sample_bundle(client, sample_id) for sample_id in sample_ids), return_exceptions=True
-        )
+        (answers,) = await fetch_each((sample_ids, lambda sample_id: _sample_bundle(client, sample_id)))
     bundles: dict[str, dict[str, Any]] = {}
     for sample_id, answer in zip(sample_ids, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -223,7 +233,13 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
     return tally
 
 
-@task(name="gencove-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="gencove-reprocess-batch",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=should_retry_task,
+    cache_policy=NO_CACHE,
+)
 async def reprocess_batch(settings: Settings, samples: dict[str, str]) -> RunTally:
     """Transform the newest stored raw responses of a batch of samples (id -> project) again, offline."""
     tally = RunTally()

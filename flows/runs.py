@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from extract.errors import PartnerUnusable
 from flows.heap import freeze_startup_objects
+from flows.outcomes import RunCannotWork, run_cannot_work
 from flows.runtime import data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -198,7 +200,12 @@ class RunRecorder:
         finished_at = datetime.now(UTC)
         counts = self.tally.as_dict()
         counts["seconds"] = round(time.monotonic() - self._clock, 3)
-        if exc is not None:
+        # A partner that refused our credentials or cannot be reached fails the run with one line naming
+        # what to check (a RunCannotWork), recorded as the run's error too.
+        blocked = run_cannot_work(exc, self.settings) if isinstance(exc, PartnerUnusable) else None
+        if blocked is not None:
+            counts["error"] = f"{RunCannotWork.__name__}: {blocked}"[:500]
+        elif exc is not None:
             counts["error"] = f"{type(exc).__name__}: {exc}"[:500]
         row = transform_sync_run(
             {
@@ -228,6 +235,8 @@ class RunRecorder:
         if exc is None and self._report_due():
             self.summary["report"] = await self._publish_report()
         await publish_summary(self.flow, self.summary)
+        if blocked is not None:
+            raise blocked from exc
 
     def _report_due(self) -> bool:
         changed = self.tally.status_changes or self.tally.results_fetched

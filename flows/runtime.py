@@ -13,7 +13,8 @@ from pydantic import SecretStr
 
 from extract.biomesight import AsyncBiomesightClient
 from extract.gencove import AsyncGencoveClient
-from extract.retry import Backoff
+from extract.http import timeouts
+from extract.retry import Backoff, give_up_seconds
 from flows.settings import Settings
 
 
@@ -74,10 +75,18 @@ def backoff(settings: Settings) -> Backoff:
     return Backoff(base=settings.retry_base_delay, cap=settings.retry_max_delay)
 
 
+def unreachable_after(settings: Settings) -> float:
+    """How long, at most, a run keeps trying a partner it cannot reach before it fails naming the URL (a run
+    stops at the first request that gives up)."""
+    return give_up_seconds(
+        settings.max_retries, backoff(settings), min(settings.connect_timeout, settings.http_timeout)
+    )
+
+
 def _http_options(settings: Settings) -> dict[str, Any]:
     """What both partners' async clients take from the settings: timeouts, retries, concurrency, transport."""
     return {
-        "timeout": settings.http_timeout,
+        "timeout": timeouts(settings.http_timeout, settings.connect_timeout),
         "max_retries": settings.max_retries,
         "backoff": backoff(settings),
         "max_concurrency": settings.concurrency,

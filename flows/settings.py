@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         16, ge=1, description="HTTP requests a sync keeps in flight (its batches share them)."
     )
     http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP request times out.")
+    connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds to open a connection to a partner (at most http_timeout): with the retries, "
+        "how soon a run gives up on a partner it cannot reach.",
+    )
     max_retries: int = Field(5, ge=0, description="Retries of a retriable HTTP failure before giving up.")
     retry_base_delay: float = Field(
         0.5, ge=0, description="First retry's backoff in seconds (then doubling)."

@@ -57,7 +57,29 @@ def _parquet_batches(file: Path, batch_size: int) -> Iterator[list[dict[str, str
         ]
 
 
-REQUIRED_COLUMNS = ("order_id",)
+# The platform's order/kit export always has these columns (kit_id empty for an order whose kit is not
+# registered yet). A file without one of them is some other file: imported anyway, it would track orders
+# without their kits (no kit_id) or quarantine every row (no purchase_date), so it is refused whole.
+REQUIRED_COLUMNS = ("order_id", "kit_id", "purchase_date")
+
+
+def _csv_columns(file: Path) -> list[str]:
+    """The CSV's header, after reading the whole file once: a file that is not UTF-8 text (a spreadsheet or
+    archive renamed .csv) is refused before anything is imported, not halfway through."""
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            columns = next(reader, [])
+            for _ in reader:
+                pass
+    except UnicodeDecodeError as error:
+        raise ExportFormatError(
+            f"{file}: not a UTF-8 text CSV (byte {error.start} cannot be read as text); export the "
+            "platform's orders and kits as CSV (UTF-8) or parquet"
+        ) from None
+    except csv.Error as error:
+        raise ExportFormatError(f"{file}: not a readable CSV ({error})") from None
+    return columns
 
 
 def check_export(path: str | os.PathLike[str]) -> None:
@@ -72,12 +94,13 @@ def check_export(path: str | os.PathLike[str]) -> None:
         except Exception as error:
             raise ExportFormatError(f"{file}: not a readable parquet file ({type(error).__name__})") from None
     elif suffix in {".csv", ".txt"}:
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            columns = next(csv.reader(handle), [])
+        columns = _csv_columns(file)
     else:
         raise ExportFormatError(f"{file}: expected a .csv or .parquet export, not {suffix or 'no extension'}")
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise ExportFormatError(
-            f"{file}: the export has no {', '.join(missing)} column (found: {columns[:8]})"
+            f"{file}: the export has {' and '.join(f'no {name} column' for name in missing)} "
+            f"(found: {columns[:8]}); the platform's "
+            f"order/kit export has {', '.join(REQUIRED_COLUMNS)}"
         )

@@ -60,16 +60,29 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logger
 
 
+def cannot_work_state(error: RunCannotWork) -> Any:
+    """The Failed state a flow returns when a partner cannot be used: Prefect shows its one line as the run's
+    message (no traceback: nothing is broken in kitsync), and a caller of the flow gets `error` raised."""
+    from prefect.states import Failed
+
+    return Failed(message=str(error), data=error)
+
+
 async def run_exclusively(
     settings: Settings, name: str, work: Callable[[], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Run `work` holding the `name` sync's lock; if another run holds it, step aside with a clear message."""
+    """Run `work` holding the `name` sync's lock; if another run holds it, step aside with a clear message.
+
+    A partner that refused our credentials or could not be reached ends the run Failed, as its state (see
+    `cannot_work_state`)."""
     try:
         with sync_lock(settings, name):
             return await work()
     except RunInProgress as busy:
         run_logger().warning("%s", busy)
         return {"flow": name, "state": "skipped", "reason": str(busy)}
+    except RunCannotWork as error:
+        return cannot_work_state(error)  # type: ignore[no-any-return]
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -135,6 +148,16 @@ def _flow_run_id() -> str:
     return str(run_id) if run_id else str(uuid.uuid4())
 
 
+def _run_state(exc: BaseException | None) -> str:
+    """The sync_runs state of a run that ended with `exc`: interrupted (Ctrl-C, a cancelled task: Prefect
+    says Crashed or Cancelled) is told apart from failed (an error: Prefect says Failed)."""
+    if exc is None:
+        return "completed"
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return "interrupted"
+    return "failed"
+
+
 class RunRecorder:
     """Async context manager around one flow run; see the module docstring."""
 
@@ -196,7 +219,7 @@ class RunRecorder:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        state = "completed" if exc is None else "failed"
+        state = _run_state(exc)
         finished_at = datetime.now(UTC)
         counts = self.tally.as_dict()
         counts["seconds"] = round(time.monotonic() - self._clock, 3)
@@ -221,7 +244,9 @@ class RunRecorder:
             observed_at=finished_at,
         )
         write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
-        if exc is None and self.final_load:
+        # A run stopped by an unusable partner broke nothing here: it still publishes what it landed and its
+        # own failed sync_runs row, so the warehouse says at once what Prefect says.
+        if (exc is None or blocked is not None) and self.final_load:
             await self.load_warehouse()
         self.summary = {
             "run_id": self.run_id,

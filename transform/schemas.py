@@ -320,7 +320,8 @@ SYNC_RUNS = TableSpec(
         _OBSERVED_AT,
     ),
     primary_key=("run_id", "provider"),
-    description="A sync, load or backfill run per provider ('all' for both): when, outcome, counts.",
+    description="A sync, load or backfill run per provider ('all' for both): when, outcome (completed, "
+    "failed, interrupted), counts.",
     merge="current",
 )
 

@@ -15,9 +15,11 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows import biomesight, gencove
-from flows.runs import RunRecorder, chunks, run_logger
+from flows.outcomes import RunCannotWork
+from flows.runs import RunRecorder, cannot_work_state, chunks, run_logger
 from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
 from warehouse.checkpoints import BackfillLedger, backfill_key
@@ -25,6 +27,29 @@ from warehouse.state import BiomesightPlan, ready_biomesight_kits, select_biomes
 
 Provider = Literal["all", "biomesight", "gencove"]
 DateField = Literal["purchase_date", "sample_date"]
+
+
+class DateRange(BaseModel):
+    """Backfill the kits bought (or sampled) from one day to another."""
+
+    model_config = ConfigDict(title="a date range", extra="forbid")
+
+    start_date: date = Field(description="First day of the slice (inclusive), by date_field.")
+    end_date: date = Field(description="Last day of the slice (inclusive).")
+    date_field: DateField = Field(
+        "purchase_date",
+        description="purchase_date or sample_date (Gencove samples use their creation date for both).",
+    )
+
+
+class KitIds(BaseModel):
+    """Backfill these kits only."""
+
+    model_config = ConfigDict(title="explicit kit ids", extra="forbid")
+
+    kit_ids: list[str] = Field(
+        min_length=1, description="Biomesight kit ids or Gencove sample ids (at least one)."
+    )
 
 
 class BackfillError(ValueError):
@@ -136,11 +161,8 @@ async def _gencove_window(
 @flow(name="backfill", log_prints=True)
 async def backfill(
     *,
+    kits: DateRange | KitIds,
     provider: Provider = "all",
-    start_date: date | None = None,
-    end_date: date | None = None,
-    date_field: DateField = "purchase_date",
-    kit_ids: list[str] | None = None,
     refetch_results: bool = False,
     reprocess_from_raw: bool = False,
     window_days: int = 30,
@@ -149,26 +171,27 @@ async def backfill(
     """Re-sync a slice of history.
 
     Args:
+        kits: which kits to backfill (required): a date range, or a list of kit ids.
         provider: which partner to backfill: biomesight, gencove or all.
-        start_date: first day of the slice (inclusive), by `date_field`.
-        end_date: last day of the slice (inclusive).
-        date_field: purchase_date or sample_date (Gencove samples use their creation date for both).
-        kit_ids: explicit Biomesight kit ids or Gencove sample ids instead of a date range.
         refetch_results: fetch results again even for kits whose results are already loaded.
         reprocess_from_raw: transform the stored raw responses again instead of calling the partners.
         window_days: days per window; each finished window is recorded and skipped by a re-run.
         start_over: forget the finished windows of an earlier run of this same backfill.
     """
+    # `kits` is required and typed, so the server refuses a form submitted without it before any run exists
+    # (deployments enforce their parameter schema), instead of a run that fails as it starts.
     settings = await run_settings()
-    windows = plan_windows(
-        start_date=start_date, end_date=end_date, kit_ids=list(kit_ids or []), window_days=window_days
-    )
+    if isinstance(kits, KitIds):
+        start_date, end_date, date_field, kit_ids = None, None, "purchase_date", list(kits.kit_ids)
+    else:
+        start_date, end_date, date_field, kit_ids = kits.start_date, kits.end_date, kits.date_field, []
+    windows = plan_windows(start_date=start_date, end_date=end_date, kit_ids=kit_ids, window_days=window_days)
     parameters = {
         "provider": provider,
         "start_date": start_date,
         "end_date": end_date,
         "date_field": date_field,
-        "kit_ids": sorted(kit_ids or []),
+        "kit_ids": sorted(kit_ids),
         "refetch_results": refetch_results,
         "reprocess_from_raw": reprocess_from_raw,
         "window_days": window_days,
@@ -179,30 +202,33 @@ async def backfill(
     done = ledger.done()
     providers = ("biomesight", "gencove") if provider == "all" else (provider,)
     progress = await _Progress.start(len(windows), len(done & {w.label for w in windows}))
-    async with RunRecorder(settings, flow="backfill", provider=provider, parameters=parameters) as run:
-        for window in windows:
-            if window.label in done:
-                run.tally.deferred[f"window {window.label}: already done"] += 1
-                continue
-            if "biomesight" in providers:
-                await _biomesight_window(
-                    settings,
-                    run,
-                    window,
-                    date_field=date_field,
-                    refetch=refetch_results,
-                    reprocess=reprocess_from_raw,
-                )
-            if "gencove" in providers:
-                await _gencove_window(
-                    settings, run, window, refetch=refetch_results, reprocess=reprocess_from_raw
-                )
-            await run.load_warehouse()
-            ledger.mark_done(window.label)
-            await progress.advance()
-            run_logger().info("backfill window %s done", window.label)
-        run.summary_extra["windows"] = len(windows)
-        run.summary_extra["windows_skipped"] = len(done & {w.label for w in windows})
+    try:
+        async with RunRecorder(settings, flow="backfill", provider=provider, parameters=parameters) as run:
+            for window in windows:
+                if window.label in done:
+                    run.tally.deferred[f"window {window.label}: already done"] += 1
+                    continue
+                if "biomesight" in providers:
+                    await _biomesight_window(
+                        settings,
+                        run,
+                        window,
+                        date_field=date_field,
+                        refetch=refetch_results,
+                        reprocess=reprocess_from_raw,
+                    )
+                if "gencove" in providers:
+                    await _gencove_window(
+                        settings, run, window, refetch=refetch_results, reprocess=reprocess_from_raw
+                    )
+                await run.load_warehouse()
+                ledger.mark_done(window.label)
+                await progress.advance()
+                run_logger().info("backfill window %s done", window.label)
+            run.summary_extra["windows"] = len(windows)
+            run.summary_extra["windows_skipped"] = len(done & {w.label for w in windows})
+    except RunCannotWork as error:
+        return cannot_work_state(error)  # type: ignore[no-any-return]
     return run.summary
 
 

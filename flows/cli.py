@@ -143,7 +143,7 @@ def _load(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     _settings()
-    from flows.backfill import BackfillError, backfill, plan_windows
+    from flows.backfill import BackfillError, DateRange, KitIds, backfill, plan_windows
 
     try:  # check the slice before Prefect starts, so a bad one writes nothing
         plan_windows(
@@ -151,13 +151,15 @@ def _backfill(args: argparse.Namespace) -> int:
         )
     except BackfillError as error:
         raise UsageError(str(error)) from None
+    kits = (
+        KitIds(kit_ids=args.kit)
+        if args.kit
+        else DateRange(start_date=args.start, end_date=args.end, date_field=args.by)
+    )
     summary = asyncio.run(
         backfill(
+            kits=kits,
             provider=args.provider,
-            start_date=args.start,
-            end_date=args.end,
-            date_field=args.by,
-            kit_ids=args.kit or None,
             refetch_results=args.refetch_results,
             reprocess_from_raw=args.reprocess_from_raw,
             window_days=args.window_days,

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +21,16 @@ from tests.flows.truth import our_samples, registered_kits, requests, results_vi
 from tests.synced import SyncedWorld
 
 
-def _backfill(synced: SyncedWorld, **parameters: object) -> dict[str, object]:
-    from flows.backfill import backfill
+def _backfill(synced: SyncedWorld, **parameters: Any) -> dict[str, object]:
+    """The flow with the form's choice of kits built from `start_date`/`end_date` or `kit_ids`."""
+    from flows.backfill import DateRange, KitIds, backfill
 
+    if "kit_ids" in parameters:
+        kits: DateRange | KitIds = KitIds(kit_ids=parameters.pop("kit_ids"))
+    else:
+        kits = DateRange(start_date=parameters.pop("start_date"), end_date=parameters.pop("end_date"))
     with environment(synced.env):
-        return asyncio.run(backfill(**parameters))  # type: ignore[arg-type]
+        return asyncio.run(backfill(kits=kits, **parameters))
 
 
 def test_windows_cover_the_range_once_and_bad_slices_are_refused() -> None:

@@ -66,25 +66,33 @@ def test_every_declared_deployment_is_registered_with_its_schedule(
 def test_the_backfill_form_has_every_parameter_typed_and_described(
     registered: dict[str, dict[str, Any]],
 ) -> None:
-    properties = registered["backfill"]["parameter_openapi_schema"]["properties"]
+    schema = registered["backfill"]["parameter_openapi_schema"]
+    properties = schema["properties"]
     assert list(properties) == [
+        "kits",
         "provider",
-        "start_date",
-        "end_date",
-        "date_field",
-        "kit_ids",
         "refetch_results",
         "reprocess_from_raw",
         "window_days",
         "start_over",
     ]
     assert all(field["description"] for field in properties.values())
+    # The one choice the form cannot do without is required, and it is a choice between the two slices.
+    assert schema["required"] == ["kits"]
+    assert "kits" not in registered["backfill"]["parameters"]
+    choices = {ref["$ref"].rsplit("/", 1)[-1] for ref in properties["kits"]["anyOf"]}
+    by_dates, by_ids = (schema["definitions"][name] for name in sorted(choices))
+    assert by_dates["required"] == ["start_date", "end_date"]
+    assert by_dates["properties"]["start_date"] == {**by_dates["properties"]["start_date"], "format": "date"}
+    assert by_dates["properties"]["date_field"]["enum"] == ["purchase_date", "sample_date"]
+    assert by_ids["required"] == ["kit_ids"]
+    assert by_ids["properties"]["kit_ids"]["minItems"] == 1
+    assert all(field["description"] for d in (by_dates, by_ids) for field in d["properties"].values())
     assert properties["provider"]["enum"] == ["all", "biomesight", "gencove"]
-    assert {"format": "date", "type": "string"} in properties["start_date"]["anyOf"]
-    assert {"items": {"type": "string"}, "type": "array"} in properties["kit_ids"]["anyOf"]
     assert properties["window_days"] == {**properties["window_days"], "type": "integer", "default": 30}
     assert properties["refetch_results"]["type"] == properties["reprocess_from_raw"]["type"] == "boolean"
     assert registered["backfill"]["schedules"] == []
+    assert registered["backfill"]["enforce_parameter_schema"] is True
 
 
 def test_sync_forms_describe_their_parameters(registered: dict[str, dict[str, Any]]) -> None:

@@ -53,7 +53,7 @@ def test_serve_registers_every_deployment_on_its_schedule(prefect_api: str, tmp_
             "35 * * * *"
         ]
         assert served["backfill"]["schedules"] == served["load-warehouse"]["schedules"] == []
-        assert "kit_ids" in served["backfill"]["parameter_openapi_schema"]["properties"]
+        assert "kits" in served["backfill"]["parameter_openapi_schema"]["required"]
     finally:
         process.send_signal(signal.SIGINT)
         try:

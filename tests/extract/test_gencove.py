@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from extract.errors import Invalid, MalformedResponse, NotFound, PaginationLoop, Unauthorized
+from extract.errors import CredentialsRefused, Invalid, MalformedResponse, NotFound, PaginationLoop
 from extract.gencove import AsyncGencoveClient, GencoveClient, iso_utc
 from extract.pagination import OffsetPaginator
 from tests.extract.fakes import API_KEY, GENCOVE_URL, NO_WAIT, FakeGencove, json_body, respond
@@ -222,12 +222,15 @@ def test_drf_errors_become_typed_errors(fake_gencove: FakeGencove) -> None:
             client.get_sample("missing")
 
 
-def test_a_wrong_api_key_is_unauthorized_without_a_retry(fake_gencove: FakeGencove) -> None:
-    with (
-        GencoveClient(GENCOVE_URL, "wrong-key", transport=httpx.MockTransport(fake_gencove.handle)) as client,
-        pytest.raises(Unauthorized, match="Invalid API key"),
-    ):
-        client.get_sample(SAMPLE)
+def test_a_wrong_api_key_is_refused_credentials_once_and_for_all(fake_gencove: FakeGencove) -> None:
+    """Gencove authenticates by the key alone: its 401 refuses the whole client, so nothing more is sent."""
+    transport = httpx.MockTransport(fake_gencove.handle)
+    with GencoveClient(GENCOVE_URL, "wrong-key", transport=transport) as client:
+        with pytest.raises(CredentialsRefused, match="Invalid API key") as caught:
+            client.get_sample(SAMPLE)
+        assert (caught.value.partner, caught.value.url) == ("Gencove", GENCOVE_URL.rstrip("/"))
+        with pytest.raises(CredentialsRefused):
+            list(client.iter_project_samples(PROJECT))
     assert len(fake_gencove.requests) == 1
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from extract.errors import Invalid, MalformedResponse, NotFound, ServerError, Unauthorized
+from extract.errors import CredentialsRefused, Invalid, MalformedResponse, NotFound, ServerError
 from extract.gencove import AsyncGencoveClient, GencoveClient
 from extract.retry import Backoff
 from sandbox.accounts import GENCOVE_API_KEY, GENCOVE_PROJECT_IDS, OTHER_GENCOVE_PROJECT_IDS
@@ -142,7 +142,7 @@ def test_foreign_projects_samples_and_keys(server: SandboxServer, client: Gencov
     ours = project_samples(server.world)[0].sample_id
     with (
         GencoveClient(server.base_url, "not-a-key", backoff=NO_WAIT) as stranger,
-        pytest.raises(Unauthorized) as caught,
+        pytest.raises(CredentialsRefused) as caught,
     ):
         stranger.get_sample(ours)
     assert "not-a-key" not in repr(caught.value)

@@ -237,3 +237,26 @@ def test_threads_sharing_a_sync_client_fetch_one_token(kit_route: FakeBiomesight
         statuses = list(pool.map(lambda _n: client.get_kit_status(KIT)["status"], range(calls)))
     assert statuses == ["Lab Processing"] * calls
     assert len(kit_route.token_requests) == 1
+
+
+@pytest.mark.anyio
+async def test_refused_credentials_are_asked_for_once_however_many_requests_wait(
+    kit_route: FakeBiomesight,
+) -> None:
+    """Twenty requests waiting for a token get the one refusal: the credentials cannot change meanwhile."""
+    kit_route.token_status = 401
+    outcomes: list[BaseException] = []
+
+    async def poll() -> None:
+        try:
+            await client.get_kit_status(KIT)
+        except AuthenticationFailed as refused:
+            outcomes.append(refused)
+
+    async with make_async_client(kit_route) as client, anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(poll)
+    assert len(outcomes) == 20
+    assert {(error.partner, error.status) for error in outcomes} == {("Biomesight", 401)}
+    assert len(kit_route.token_requests) == 1
+    assert kit_route.api_requests == []

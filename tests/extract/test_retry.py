@@ -10,9 +10,9 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from extract.errors import RateLimited, RetriableError, ServerError, TransportFailure
+from extract.errors import RateLimited, RetriableError, ServerError, TransportFailure, Unreachable
 from extract.gencove import GencoveClient
-from extract.retry import Backoff, parse_retry_after
+from extract.retry import Backoff, give_up_seconds, parse_retry_after
 from tests.extract.fakes import API_KEY, GENCOVE_URL, NO_WAIT, respond
 
 SAMPLE = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
@@ -234,3 +234,38 @@ def test_a_long_maintenance_window_ends_retries_and_reports_the_hint(sleeps: lis
     assert caught.value.retry_after == float(window)
     assert caught.value.attempts == 1
     assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "unreachable"),
+    [
+        (httpx.ConnectError("connection refused"), True),
+        (httpx.ConnectTimeout("connect timed out"), True),
+        (httpx.ReadTimeout("read timed out"), False),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_a_partner_never_connected_to_after_the_retries_is_unreachable(
+    sleeps: list[float], failure: Exception, unreachable: bool
+) -> None:
+    """Only a connection that could never be opened makes the partner unusable; a dropped or slow one stays
+    a request's failure (retried by the next run)."""
+    script = Script([failure] * 3)
+    with make_client(script, sleeps, max_retries=2) as client:
+        with pytest.raises(TransportFailure) as caught:
+            client.get_sample(SAMPLE)
+        assert isinstance(caught.value, Unreachable) is unreachable
+        if unreachable:
+            assert (caught.value.partner, caught.value.url) == ("Gencove", GENCOVE_URL)
+            with pytest.raises(Unreachable):  # the client now refuses, unsent, everything else
+                client.get_sample(SAMPLE)
+    assert len(script.requests) == 3
+
+
+def test_the_give_up_budget_adds_connect_timeouts_and_the_longest_backoffs() -> None:
+    backoff = Backoff(base=0.5, cap=3.0)
+    # 3 attempts wait 2 s to connect each; the 2 retries wait at most 0.5 then 1.0 s (under the 3 s cap).
+    assert give_up_seconds(2, backoff, 2.0) == pytest.approx(3 * 2.0 + 0.5 + 1.0)
+    # A cap bounds the later retries: 0.5, 1, 2, 3, 3.
+    assert give_up_seconds(5, backoff, 1.0) == pytest.approx(6 * 1.0 + 0.5 + 1 + 2 + 3 + 3)

@@ -101,3 +101,38 @@ def test_sync_forms_describe_their_parameters(registered: dict[str, dict[str, An
     assert set(gencove) == {"project_ids", "load"}
     assert set(biomesight) == {"load", "fetch_pdf"}
     assert all(field["description"] for field in (*gencove.values(), *biomesight.values()))
+
+
+def test_a_backfill_submitted_without_its_kits_is_refused_before_any_run_exists(
+    registered: dict[str, dict[str, Any]], prefect_api: str
+) -> None:
+    """What the UI's Run button sends (create a flow run from the deployment): the server checks the form
+    against the enforced parameter schema, so a backfill without a date range or kit ids never starts."""
+    deployment = registered["backfill"]
+    create = f"{prefect_api}/deployments/{deployment['id']}/create_flow_run"
+
+    refused = {
+        "the defaults only": {},
+        "an empty list of kits": {"kits": {"kit_ids": []}},
+        "a range without its end": {"kits": {"start_date": "2026-01-01"}},
+        "both kinds at once": {
+            "kits": {"start_date": "2026-01-01", "end_date": "2026-01-31", "kit_ids": ["BS1-AAAAA"]}
+        },
+    }
+    for what, parameters in refused.items():
+        answer = httpx.post(create, json={"parameters": parameters}, timeout=30)
+        assert answer.status_code == 409, (what, answer.status_code, answer.text)
+        assert "Error creating flow run" in answer.json()["detail"], what
+    assert "'kits' is a required property" in httpx.post(create, json={}, timeout=30).json()["detail"]
+
+    runs = f"{prefect_api}/flow_runs/filter"
+    of_backfill = {"deployments": {"id": {"any_": [deployment["id"]]}}}
+    assert httpx.post(runs, json=of_backfill, timeout=30).raise_for_status().json() == []
+
+    # The same form with a choice made is accepted. Those runs are deleted at once: a worker of this session's
+    # server (another test's) must never pick them up.
+    for kits in ({"start_date": "2026-01-01", "end_date": "2026-01-31"}, {"kit_ids": ["BS1-AAAAA"]}):
+        created = httpx.post(create, json={"parameters": {"kits": kits}}, timeout=30)
+        assert created.status_code == 201, created.text
+        httpx.delete(f"{prefect_api}/flow_runs/{created.json()['id']}", timeout=30).raise_for_status()
+        assert created.json()["parameters"] == {**deployment["parameters"], "kits": kits}

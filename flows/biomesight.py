@@ -22,6 +22,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.outcomes import fetch_each, record_failure, should_retry_task
+from flows.progress import KITS, RESULTS
 from flows.runs import (
     RunRecorder,
     chunks,
@@ -313,6 +314,7 @@ async def run_biomesight_sync(
     share = share_of_concurrency(settings)
     newly_ready: list[str] = []
     entities = [("order", i) for i in plan.orders_to_poll] + [("kit", i) for i in plan.kits_to_poll]
+    run.expect(KITS, len(entities))
 
     async def poll(batch: list[tuple[str, str]]) -> BatchOutcome:
         orders = [i for kind, i in batch if kind == "order"]
@@ -331,6 +333,7 @@ async def run_biomesight_sync(
     pdf_kits = _unique([*plan.kits_missing_pdf, *newly_ready, *refetch_kits]) if fetch_pdf else []
     wanted = _unique([*json_kits, *csv_kits, *pdf_kits])
     json_set, csv_set, pdf_set = set(json_kits), set(csv_kits), set(pdf_kits)
+    run.expect(RESULTS, len(wanted))
 
     async def fetch(batch: list[str]) -> RunTally:
         return await results_batch(

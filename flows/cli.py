@@ -117,10 +117,13 @@ def _sync(args: argparse.Namespace) -> int:
         from flows.gencove import sync_gencove
 
         runs.append(lambda: sync_gencove(project_ids=args.project or None, load=not args.no_load))
+    from flows.progress import shown_on_terminal
+
     failed = False
     for run in runs:
         try:
-            summary = asyncio.run(run())
+            with shown_on_terminal():
+                summary = asyncio.run(run())
         except RunCannotWork as error:
             # This partner cannot be used now; the other one is independent of it, so it still syncs.
             print(f"kitsync {args.command}: {error}", file=sys.stderr)
@@ -156,16 +159,19 @@ def _backfill(args: argparse.Namespace) -> int:
         if args.kit
         else DateRange(start_date=args.start, end_date=args.end, date_field=args.by)
     )
-    summary = asyncio.run(
-        backfill(
-            kits=kits,
-            provider=args.provider,
-            refetch_results=args.refetch_results,
-            reprocess_from_raw=args.reprocess_from_raw,
-            window_days=args.window_days,
-            start_over=args.start_over,
+    from flows.progress import shown_on_terminal
+
+    with shown_on_terminal():
+        summary = asyncio.run(
+            backfill(
+                kits=kits,
+                provider=args.provider,
+                refetch_results=args.refetch_results,
+                reprocess_from_raw=args.reprocess_from_raw,
+                window_days=args.window_days,
+                start_over=args.start_over,
+            )
         )
-    )
     _print_summary(summary)
     return 1 if summary.get("state") == "failed" else 0
 

@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
 from flows.outcomes import fetch_each, record_failure, should_retry_task
+from flows.progress import RESULTS
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
@@ -296,6 +297,7 @@ async def run_gencove_sync(
             await run.checkpoint(listed)
             wanted.update({s: p for s, p in final.items() if s not in plan.details_fetched})
     wanted.update(extra_samples or {})
+    run.expect(RESULTS, len(wanted))
     for batch in chunks(sorted(wanted), settings.batch_size):
         await run.checkpoint(await details_batch(settings, batch))
 

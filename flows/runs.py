@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 from extract.errors import PartnerUnusable
 from flows.heap import freeze_startup_objects
 from flows.outcomes import RunCannotWork, run_cannot_work
+from flows.progress import current as progress_display
 from flows.runtime import data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -179,6 +180,9 @@ class RunRecorder:
 
     async def __aenter__(self) -> Self:
         freeze_startup_objects()  # a flow run starts: what is alive now is the process's long-lived core
+        display = progress_display()
+        if display is not None:
+            display.start_run(self.flow)
         # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
         # current content (a first run, or code that changed the vocabulary), so views never lack them and an
         # hourly run with nothing new writes nothing.
@@ -206,6 +210,12 @@ class RunRecorder:
         self._rows_at_last_load = sum(self.tally.rows_written.values())
         return report
 
+    def expect(self, measure: str, more: int) -> None:
+        """Tell the terminal's progress display (if any) that `more` items of `measure` are planned."""
+        display = progress_display()
+        if display is not None:
+            display.expect(measure, more)
+
     async def checkpoint(self, tally: RunTally) -> None:
         """Count a finished batch into the run, and load (without publishing) once enough rows piled up.
 
@@ -213,6 +223,9 @@ class RunRecorder:
         more than about `load_every_rows` rows. Loads are idempotent, so a crash after one loses nothing.
         """
         self.tally += tally
+        display = progress_display()
+        if display is not None:
+            display.advance(tally)
         if sum(self.tally.rows_written.values()) - self._rows_at_last_load >= self.settings.load_every_rows:
             await self.load_warehouse(publish=False)
 

@@ -1,0 +1,112 @@
+"""Progress of a long run on a terminal: kits polled, results fetched, rows written, their rate and time left.
+
+A first sync or a backfill of thousands of kits runs for minutes; on a terminal the command shows rich's
+progress bars while it works. Anywhere else (a worker, a pipe, a log file, CI) nothing is drawn: the run's
+summary and Prefect's log say what happened. Runs report through `RunRecorder`, which finds the display here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from flows.tally import RunTally
+
+KITS = "kits polled"
+RESULTS = "results fetched"
+ROWS = "rows written"
+
+
+class RateColumn(ProgressColumn):
+    """Items per second over rich's recent window (blank until it can tell)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+class RunProgress:
+    """One line per measure of the current run; measures with a known total get a bar and the time left."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def start_run(self, flow: str) -> None:
+        """A new run: its measures replace the previous run's (whose final counts stay on screen)."""
+        for task_id in self._tasks.values():
+            self.progress.stop_task(task_id)
+        self._tasks = {
+            measure: self.progress.add_task(f"{flow}: {measure}", total=None)
+            for measure in (KITS, RESULTS, ROWS)
+        }
+
+    def expect(self, measure: str, more: int) -> None:
+        """`more` items of `measure` are now planned (a total known in parts, e.g. results after a poll)."""
+        task_id = self._tasks.get(measure)
+        if task_id is None or more <= 0:
+            return
+        task = self.progress.tasks[task_id]
+        self.progress.update(task_id, total=(task.total or task.completed) + more)
+
+    def advance(self, tally: RunTally) -> None:
+        """Count a finished batch."""
+        done = {
+            KITS: tally.orders_polled + tally.kits_polled,
+            RESULTS: tally.results_fetched,
+            ROWS: sum(tally.rows_written.values()),
+        }
+        for measure, n in done.items():
+            task_id = self._tasks.get(measure)
+            if task_id is not None and n:
+                self.progress.advance(task_id, n)
+
+
+_display: RunProgress | None = None
+
+
+def current() -> RunProgress | None:
+    """The display of this process's command, if it has one (only on a terminal)."""
+    return _display
+
+
+@contextmanager
+def shown_on_terminal(stream: TextIO | None = None) -> Iterator[RunProgress | None]:
+    """Show the runs' progress while the block runs, if `stream` (stdout) is a terminal; else nothing."""
+    global _display  # noqa: PLW0603 - one display per command process, found by the runs it shows
+    stream = stream if stream is not None else sys.stdout
+    if not stream.isatty():
+        yield None
+        return
+    display = RunProgress(Console(file=stream))
+    _display = display
+    try:
+        with display.progress:
+            yield display
+    finally:
+        _display = None

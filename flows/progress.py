@@ -22,7 +22,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -33,12 +32,30 @@ RESULTS = "results fetched"
 ROWS = "rows written"
 
 
+def _rate(task: Task) -> float | None:
+    """Items per second since the measure started. Work arrives a batch (hundreds of kits) at a time, so
+    rich's own speed, over its last few updates, would stay blank for most runs."""
+    elapsed = task.finished_time if task.finished else task.elapsed
+    return task.completed / elapsed if elapsed and task.completed else None
+
+
 class RateColumn(ProgressColumn):
-    """Items per second over rich's recent window (blank until it can tell)."""
+    """Items per second (blank until the first batch is counted)."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+        rate = _rate(task)
+        return Text(f"{rate:,.0f}/s" if rate else "", style="progress.data.speed")
+
+
+class TimeLeftColumn(ProgressColumn):
+    """Time left at the rate so far, for a measure whose total is known."""
+
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        if task.total is None or not rate:
+            return Text("", style="progress.remaining")
+        seconds = max(task.total - task.completed, 0) / rate
+        return Text(f"{int(seconds) // 60}:{int(seconds) % 60:02d} left", style="progress.remaining")
 
 
 class RunProgress:
@@ -51,7 +68,7 @@ class RunProgress:
             MofNCompleteColumn(),
             RateColumn(),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TimeLeftColumn(),
             console=console,
             transient=False,
         )

@@ -179,7 +179,10 @@ class RetryPolicy:
             raise TransportFailure(message, endpoint=endpoint, attempts=attempt) from exc
         if attempt > self.max_retries:
             if never_connected(exc):
-                unreachable = Unreachable(reason, endpoint=endpoint, attempts=attempt)
+                # The transport's own words ("Connect call failed", "Name or service not known"): httpx-aiohttp
+                # names even a refused connection ConnectTimeout, which would mislead.
+                said = redact_text(str(exc)) or type(exc).__name__
+                unreachable = Unreachable(said, endpoint=endpoint, attempts=attempt)
                 unreachable.url = _origin(request.url)
                 raise unreachable from exc
             raise TransportFailure(reason, endpoint=endpoint, attempts=attempt) from exc

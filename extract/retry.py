@@ -179,8 +179,8 @@ class RetryPolicy:
             raise TransportFailure(message, endpoint=endpoint, attempts=attempt) from exc
         if attempt > self.max_retries:
             if never_connected(exc):
-                # The transport's own words ("Connect call failed", "Name or service not known"): httpx-aiohttp
-                # names even a refused connection ConnectTimeout, which would mislead.
+                # The transport's own words ("Connect call failed", "Name or service not known"): httpx-
+                # aiohttp names even a refused connection ConnectTimeout, which would mislead.
                 said = redact_text(str(exc)) or type(exc).__name__
                 unreachable = Unreachable(said, endpoint=endpoint, attempts=attempt)
                 unreachable.url = _origin(request.url)

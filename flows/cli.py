@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 Command = Callable[[argparse.Namespace], int]
 PROVIDERS = ("all", "biomesight", "gencove")
+RUN_COMMANDS = frozenset({"demo", "sync", "load", "backfill", "track"})  # those that run a flow to its end
 
 # Offline and quiet by default: Prefect's telemetry off unless the user turned it on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -342,13 +343,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kitsync {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Ctrl-C: the run records itself as interrupted on its way out; what it landed stays, and the next
-        # run carries on from what the warehouse holds, as after any crash.
-        print(
-            f"kitsync {args.command}: interrupted; what was already written is kept and the next run "
-            "carries on from there",
-            file=sys.stderr,
-        )
+        # Ctrl-C: a run records itself as interrupted on its way out; what it landed stays, and the next run
+        # carries on from what the warehouse holds, as after any crash. A server just stops.
+        if args.command in RUN_COMMANDS:
+            print(
+                f"kitsync {args.command}: interrupted; what was already written is kept and the next run "
+                "carries on from there",
+                file=sys.stderr,
+            )
+        else:
+            print(f"kitsync {args.command}: stopped", file=sys.stderr)
         return 130
     except Exception as error:
         from flows.outcomes import RunCannotWork

@@ -243,24 +243,19 @@ class RunRecorder:
             counts["error"] = f"{RunCannotWork.__name__}: {blocked}"[:500]
         elif exc is not None:
             counts["error"] = f"{type(exc).__name__}: {exc}"[:500]
-        row = transform_sync_run(
-            {
-                "run_id": self.run_id,
-                "flow": self.flow,
-                "provider": self.provider,
-                "started_at": self.started_at,
-                "finished_at": finished_at,
-                "state": state,
-                "counts": counts,
-                "parameters": self.parameters,
-            },
-            observed_at=finished_at,
-        )
-        write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
+        self._record(state, counts, finished_at)
         # A run stopped by an unusable partner broke nothing here: it still publishes what it landed and its
         # own failed sync_runs row, so the warehouse says at once what Prefect says.
         if (exc is None or blocked is not None) and self.final_load:
-            await self.load_warehouse()
+            try:
+                await self.load_warehouse()
+            except BaseException as error:
+                # The final load did not happen (a full disk, Ctrl-C): the run did not complete, and its row,
+                # newer than the one just written, says so as Prefect will.
+                state = _run_state(error)
+                counts["error"] = f"{type(error).__name__}: {error}"[:500]
+                self._record(state, counts, datetime.now(UTC))
+                raise
         self.summary = {
             "run_id": self.run_id,
             "flow": self.flow,
@@ -275,6 +270,23 @@ class RunRecorder:
         await publish_summary(self.flow, self.summary)
         if blocked is not None:
             raise blocked from exc
+
+    def _record(self, state: str, counts: dict[str, Any], finished_at: datetime) -> None:
+        """Land the run's sync_runs row (a later row of the same run replaces it at the next load)."""
+        row = transform_sync_run(
+            {
+                "run_id": self.run_id,
+                "flow": self.flow,
+                "provider": self.provider,
+                "started_at": self.started_at,
+                "finished_at": finished_at,
+                "state": state,
+                "counts": counts,
+                "parameters": self.parameters,
+            },
+            observed_at=finished_at,
+        )
+        write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
 
     def _report_due(self) -> bool:
         changed = self.tally.status_changes or self.tally.results_fetched

@@ -262,13 +262,7 @@ async def results_batch(
     return tally
 
 
-@task(
-    name="biomesight-reprocess-batch",
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=should_retry_task,
-    cache_policy=NO_CACHE,
-)
+@task(name="biomesight-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 async def reprocess_batch(settings: Settings, order_ids: list[str], kit_ids: list[str]) -> RunTally:
     """Transform the newest stored raw responses of a batch again (no request to Biomesight)."""
     tally = RunTally()

@@ -234,13 +234,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
     return tally
 
 
-@task(
-    name="gencove-reprocess-batch",
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=should_retry_task,
-    cache_policy=NO_CACHE,
-)
+@task(name="gencove-reprocess-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 async def reprocess_batch(settings: Settings, samples: dict[str, str]) -> RunTally:
     """Transform the newest stored raw responses of a batch of samples (id -> project) again, offline."""
     tally = RunTally()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows import biomesight, gencove
 from flows.outcomes import RunCannotWork
+from flows.progress import KITS, RESULTS
 from flows.runs import RunRecorder, cannot_work_state, chunks, run_logger
 from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
@@ -110,6 +111,7 @@ async def _biomesight_window(
         return
     # Re-poll every order and kit of the window, whatever the warehouse thinks of them...
     statuses = BiomesightPlan(orders_to_poll=selection.order_ids, kits_to_poll=selection.kit_ids)
+    run.expect(KITS, len(statuses.orders_to_poll) + len(statuses.kits_to_poll))
     for batch in chunks(
         [("order", i) for i in statuses.orders_to_poll] + [("kit", i) for i in statuses.kits_to_poll],
         settings.batch_size,
@@ -154,6 +156,7 @@ async def _gencove_window(
         await run.load_warehouse()
         fetched = gencove.gencove_plan(warehouse, list(settings.gencove_project_ids)).details_fetched
         final = {s: p for s, p in final.items() if s not in fetched}
+    run.expect(RESULTS, len(final))
     for batch in chunks(sorted(final), settings.batch_size):
         await run.checkpoint(await gencove.details_batch(settings, batch, source="backfill"))
 

@@ -71,7 +71,11 @@ async def _list_pages(
     modified_after: datetime | None,
     created_window: tuple[date, date] | None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills)."""
+    """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills).
+
+    A window is paged by offset, so it is sorted by `created`, which never changes: sorted by `modified`, a
+    sample changing mid-listing would jump to the end and shift an unread one onto a page already read.
+    """
     if created_window is None:
         async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
             yield page
@@ -82,6 +86,7 @@ async def _list_pages(
         project_id,
         created_after=datetime.combine(first, time.min, UTC),
         created_before=datetime.combine(last + timedelta(days=1), time.min, UTC),
+        sort_by="created",
     ):
         page.append(item)
         if len(page) >= 200:

@@ -200,6 +200,7 @@ class RunRecorder:
         counts["seconds"] = round(time.monotonic() - self._clock, 3)
         if exc is not None:
             counts["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        complete, incomplete_reason = self._completeness(counts.get("error"))
         row = transform_sync_run(
             {
                 "run_id": self.run_id,
@@ -210,6 +211,8 @@ class RunRecorder:
                 "state": state,
                 "counts": counts,
                 "parameters": self.parameters,
+                "complete": complete,
+                "incomplete_reason": incomplete_reason,
             },
             observed_at=finished_at,
         )
@@ -220,6 +223,8 @@ class RunRecorder:
             "run_id": self.run_id,
             "flow": self.flow,
             "state": state,
+            "complete": complete,
+            **({"incomplete_reason": incomplete_reason} if incomplete_reason else {}),
             **counts,
             **self.summary_extra,
         }
@@ -228,6 +233,15 @@ class RunRecorder:
         if exc is None and self._report_due():
             self.summary["report"] = await self._publish_report()
         await publish_summary(self.flow, self.summary)
+
+    def _completeness(self, error: str | None) -> tuple[bool, str | None]:
+        """Whether the run can prove it read everything it set out to, and if not, why not (one line)."""
+        if error is not None:
+            return False, f"the run failed: {error}"
+        if not self.tally.incomplete:
+            return True, None
+        reasons = "; ".join(f"{what} (x{n})" for what, n in sorted(self.tally.incomplete.items()))
+        return False, reasons[:1000]
 
     def _report_due(self) -> bool:
         changed = self.tally.status_changes or self.tally.results_fetched
@@ -246,7 +260,10 @@ class RunRecorder:
 
 
 def _markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['flow']} — {summary['state']}", "", "| measure | value |", "|---|---|"]
+    lines = [f"# {summary['flow']} — {summary['state']}", ""]
+    if summary.get("complete") is False:
+        lines += [f"**Incomplete**: {summary.get('incomplete_reason', 'see below')}", ""]
+    lines += ["| measure | value |", "|---|---|"]
     for key in (
         "orders_polled",
         "kits_polled",
@@ -256,7 +273,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "seconds",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {summary.get(key, 0)} |")
-    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred"):
+    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred", "incomplete"):
         values = summary.get(section) or {}
         lines += ["", f"## {section.replace('_', ' ')}", ""]
         if not values:

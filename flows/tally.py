@@ -24,6 +24,9 @@ class RunTally:
     quarantined: Counter[str] = field(default_factory=Counter)  # reason -> rows
     unknown_statuses: Counter[str] = field(default_factory=Counter)  # "provider:status" -> times seen
     deferred: Counter[str] = field(default_factory=Counter)  # why work was left for the next run -> items
+    # What the run could not prove it read in full (a listing cut short, a fetch that failed) -> times: a run
+    # with any is recorded as incomplete, whatever its state.
+    incomplete: Counter[str] = field(default_factory=Counter)
 
     def __iadd__(self, other: RunTally) -> RunTally:
         self.orders_polled += other.orders_polled
@@ -35,6 +38,7 @@ class RunTally:
         self.quarantined.update(other.quarantined)
         self.unknown_statuses.update(other.unknown_statuses)
         self.deferred.update(other.deferred)
+        self.incomplete.update(other.incomplete)
         return self
 
     def count_result(self, result: TransformResult, written: dict[str, int]) -> None:
@@ -59,4 +63,5 @@ class RunTally:
             "quarantined": dict(sorted(self.quarantined.items())),
             "unknown_statuses": dict(sorted(self.unknown_statuses.items())),
             "deferred": dict(sorted(self.deferred.items())),
+            "incomplete": dict(sorted(self.incomplete.items())),
         }

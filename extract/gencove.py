@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from extract.auth import GencoveAuth
+from extract.errors import IncompleteListing
 from extract.http import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -27,7 +28,6 @@ from extract.http import (
     build_async_client,
     build_client,
 )
-from extract.errors import IncompleteListing
 from extract.pagination import MAX_PAGE_SIZE, ModifiedCursor, OffsetPaginator
 from extract.responses import json_object
 from extract.retry import Backoff

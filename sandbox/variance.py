@@ -151,8 +151,10 @@ class _Respeller:
                 out[name] = item
             elif name in ("next", "previous") and isinstance(item, str):
                 out[name] = self._link(item)
-            elif name == "failed_qc" and isinstance(item, list) and self.variance.failed_qc_as_text(
-                str(value.get("id"))
+            elif (
+                name == "failed_qc"
+                and isinstance(item, list)
+                and self.variance.failed_qc_as_text(str(value.get("id")))
             ):
                 out[name] = ",".join(str(reason) for reason in item)
             else:
@@ -224,7 +226,9 @@ def variance_middleware(variance: Variance) -> Any:
         except orjson.JSONDecodeError:
             return response  # a fault's broken body stays broken
         route = request.match_info.route.name or request.path
-        kept = {k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length")}
+        kept = {
+            k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length")
+        }
         return json_response(variance.respell(route, body), status=response.status, headers=kept)
 
     return respell
@@ -274,7 +278,10 @@ def vary_world(world: World, seed: int | None = None) -> World:
                     **BULK_ORDER,
                     "project_id": GENCOVE_PROJECT_IDS[0],
                     "test_mode": True,
-                    "metadata": {"customer_id": f"bulk_{seed}_{number}", "order_number": f"BULK-{number:03d}"},
+                    "metadata": {
+                        "customer_id": f"bulk_{seed}_{number}",
+                        "order_number": f"BULK-{number:03d}",
+                    },
                 },
                 bulk_at,
             )

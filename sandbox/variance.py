@@ -254,7 +254,8 @@ def vary_world(world: World, seed: int | None = None) -> World:
 
     - about a third of the samples carry whole-second moments and a sixth millisecond ones (Gencove stamps
       with microseconds otherwise);
-    - about a tenth of our samples have an empty `client_id` (the kit guide's example shows one);
+    - about a tenth of our samples have an empty `client_id` (the kit guide's example shows one), and
+      about one in twelve empty metadata `{}` (ordered without any);
     - `BULK_ORDER_SIZE` test-mode samples (never shipped, so they never change) are created at one instant
       an hour before the clock, in the first project: more samples share one `modified` than a page holds.
     """
@@ -269,6 +270,8 @@ def vary_world(world: World, seed: int | None = None) -> World:
                 _truncate(sample, unit)
             if sample.account == GENCOVE_API_KEY and _roll(seed, "client_id", sample.sample_id) < 0.1:
                 sample.client_id = ""
+            if sample.account == GENCOVE_API_KEY and _roll(seed, "no_metadata", sample.sample_id) < 0.08:
+                sample.metadata = {}
         bulk_at = (world.clock.now() - timedelta(hours=1)).replace(microsecond=0)
         for number in range(BULK_ORDER_SIZE):
             order_sample_kit(

@@ -28,6 +28,7 @@ from flows.webhooks import consume_gencove_events, pending_gencove_samples
 from transform import (
     concat_results,
     is_final,
+    to_stage,
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
@@ -153,8 +154,13 @@ async def _collect(items: AsyncIterator[Any]) -> list[Any]:
     return [item async for item in items]
 
 
+def _failed_qc(status: object) -> bool:
+    return isinstance(status, str) and to_stage(PROVIDER, status)[1] == "failed_qc"
+
+
 async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
-    """Everything kitsync keeps about one final sample; results only for succeeded ones."""
+    """Everything kitsync keeps about one final sample; results only for succeeded ones, and the quality
+    controls of a sample that failed them too (its QC says why: no QC is never assumed from a status)."""
     sample = await client.get_sample(sample_id)
     metadata, statuses = await asyncio.gather(
         client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
@@ -167,6 +173,8 @@ async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str
             _collect(client.iter_trait_scores(sample_id)),
             client.get_ancestry(sample_id),
         )
+    elif _failed_qc(status):
+        bundle["qc"] = await client.get_quality_controls(sample_id)
     return bundle
 
 

@@ -16,13 +16,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flows.demo import environment
 from sandbox.model import GencoveSample, Kit, StatusChange, status_at
 from sandbox.variance import BULK_ORDER_SIZE, SCORE_SPELLINGS, Variance
 from tests.flows.truth import FINAL_KIT_STATUSES, our_orders, our_samples, registered_kits
+from tests.reliability.conftest import FAST_RETRIES
 from tests.synced import SyncedWorld
 
 SEED = 29
@@ -363,3 +366,42 @@ def test_nothing_is_asked_again_once_read(synced: SyncedWorld) -> None:
         for name in before
     }
     assert after == before
+
+
+def test_a_run_that_could_not_list_everything_says_so(prefect_api: str, tmp_path: Path) -> None:
+    """Gencove's listing answers 503 throughout one run: the run still completes (Biomesight is synced), but
+    its summary and its sync_runs row say it is incomplete and why. Once the partner is back, the next run is
+    complete and every sample is there."""
+    with (
+        environment(FAST_RETRIES),
+        SyncedWorld.start(
+            tmp_path / "data",
+            seed=SEED + 1,
+            kits=10,
+            gencove_samples=40,
+            rounds=0,
+            webhooks=False,
+            variance=True,
+        ) as synced,
+    ):
+        synced.server.add_fault("gencove.project_samples:503")
+        [report] = synced.sync()
+        gencove = next(s for s in report.summaries if s.get("flow") == "sync-gencove")
+        assert gencove["state"] == "completed"
+        assert gencove["complete"] is False
+        assert "project-samples" in gencove["incomplete_reason"]
+        assert "ServerError" in gencove["incomplete_reason"]
+        [(complete, reason)] = synced.rows(
+            "SELECT complete, incomplete_reason FROM sync_runs WHERE flow = 'sync-gencove'"
+        )
+        assert (complete, reason) == (False, gencove["incomplete_reason"])
+        biomesight = next(s for s in report.summaries if s.get("flow") == "sync-biomesight")
+        assert biomesight["complete"] is True
+
+        synced.server.clear_faults()
+        [report] = synced.sync()
+        gencove = next(s for s in report.summaries if s.get("flow") == "sync-gencove")
+        assert gencove["complete"] is True
+        at = synced.server.clock.now()
+        kits = {row[0] for row in synced.rows("SELECT kit_id FROM kits WHERE provider = 'gencove'")}
+        assert kits == {s.sample_id for s in our_samples(synced.world, at)}

@@ -228,10 +228,16 @@ class GencoveClient(SyncPartnerClient):
             yield from page
 
     def iter_changed_sample_pages(
-        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+        self,
+        project_id: str,
+        *,
+        modified_after: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor: ModifiedCursor | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
-        cursor = ModifiedCursor(modified_after, page_size)
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`);
+        pass `cursor` to read afterwards how far the listing got (`cursor.newest`)."""
+        cursor = cursor or ModifiedCursor(modified_after, page_size)
         while not cursor.done:
             yield self._run(modified_page_call(project_id, cursor))
         raise_if_short(cursor, project_id)
@@ -353,10 +359,16 @@ class AsyncGencoveClient(AsyncPartnerClient):
                 yield item
 
     async def iter_changed_sample_pages(
-        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+        self,
+        project_id: str,
+        *,
+        modified_after: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor: ModifiedCursor | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
-        cursor = ModifiedCursor(modified_after, page_size)
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`);
+        pass `cursor` to read afterwards how far the listing got (`cursor.newest`)."""
+        cursor = cursor or ModifiedCursor(modified_after, page_size)
         while not cursor.done:
             yield await self._run(modified_page_call(project_id, cursor))
         raise_if_short(cursor, project_id)

@@ -160,6 +160,7 @@ class ModifiedCursor:
     done: bool = False
     offset: int = 0  # offset within the current filter: non-zero only while stepping through one instant
     shortfall: str | None = None  # set when the last page's meta.count says items were not listed
+    newest: datetime | None = None  # the newest `modified` handed out: how far the listing got
     _boundary_ids: set[str] = field(default_factory=set)
     _boundary: datetime | None = None
 
@@ -178,6 +179,9 @@ class ModifiedCursor:
         fresh = [
             item for item in items if isinstance(item, dict) and item.get("id") not in self._boundary_ids
         ]
+        moments = [moment for moment in map(_modified_of, fresh) if moment is not None]
+        if moments and (self.newest is None or max(moments) > self.newest):
+            self.newest = max(moments)
         if not more:
             self.done = True
             self.shortfall = shortfall

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
+from extract.pagination import ModifiedCursor
 from flows.outcomes import record_failure
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
@@ -69,8 +70,8 @@ async def _list_pages(
     client: AsyncGencoveClient,
     project_id: str,
     *,
-    modified_after: datetime | None,
     created_window: tuple[date, date] | None,
+    cursor: ModifiedCursor,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills).
 
@@ -78,7 +79,7 @@ async def _list_pages(
     sample changing mid-listing would jump to the end and shift an unread one onto a page already read.
     """
     if created_window is None:
-        async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
+        async for page in client.iter_changed_sample_pages(project_id, cursor=cursor):
             yield page
         return
     first, last = created_window
@@ -111,11 +112,10 @@ async def list_project(
     tally = RunTally()
     final: dict[str, str] = {}
     key = pseudonym_key(settings)
+    cursor = ModifiedCursor(modified_after)
     async with async_gencove_client(settings) as client:
         try:
-            async for page in _list_pages(
-                client, project_id, modified_after=modified_after, created_window=created_window
-            ):
+            async for page in _list_pages(client, project_id, created_window=created_window, cursor=cursor):
                 observed_at = datetime.now(UTC)
                 raw = [RawResponse(PROVIDER, listing_endpoint(project_id), str(i.get("id")), i) for i in page]
                 result = concat_results(
@@ -147,6 +147,9 @@ async def list_project(
                 land_result(
                     settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
                 )
+    # how far the landed pages got, even when the listing then failed
+    if created_window is None and cursor.newest is not None:
+        tally.listed_through[project_id] = cursor.newest.isoformat()
     return tally, final
 
 

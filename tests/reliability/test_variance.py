@@ -405,3 +405,51 @@ def test_a_run_that_could_not_list_everything_says_so(prefect_api: str, tmp_path
         at = synced.server.clock.now()
         kits = {row[0] for row in synced.rows("SELECT kit_id FROM kits WHERE provider = 'gencove'")}
         assert kits == {s.sample_id for s in our_samples(synced.world, at)}
+
+
+def test_details_newer_than_the_listing_do_not_move_where_it_resumes(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """Run 1 syncs everything. Four virtual days pass: samples move on, and Gencove pushes a webhook for each
+    one that finishes. Run 2's listing answers 503 throughout, yet the pushed samples' details are fetched,
+    with the newest `modified` of all. Run 3 (Gencove back, same virtual time) must still list every sample
+    changed since run 1: resuming from the pushed samples' `modified` skipped those that changed earlier."""
+    overlap = timedelta(minutes=60)  # KITSYNC_GENCOVE_CURSOR_OVERLAP_MINUTES' default
+    with (
+        environment(FAST_RETRIES),
+        SyncedWorld.start(tmp_path / "data", seed=SEED + 2, kits=10, gencove_samples=200, rounds=1) as synced,
+    ):
+        before = synced.server.clock.now()
+        synced.server.advance(timedelta(days=4))
+        synced.server.wait_webhooks()
+        at = synced.server.clock.now()
+        samples = our_samples(synced.world, at)
+        pushed = [s for s in samples if not _is_final(s, before) and _is_final(s, at)]
+        assert pushed, "the world should finish some samples within four days"
+        newest_pushed = max(s.modified_at(at) for s in pushed)
+        skipped_before = [
+            s for s in samples if s not in pushed and before < s.modified_at(at) < newest_pushed - overlap
+        ]
+        assert skipped_before, "some sample should change well before the last pushed one"
+
+        synced.server.add_fault("gencove.project_samples:503")
+        synced.sync()
+        synced.server.clear_faults()
+        synced.sync()
+
+        latest = dict(
+            synced.rows(
+                "SELECT entity_id, arg_max(partner_status, partner_date) FROM status_events "
+                "WHERE provider = 'gencove' GROUP BY entity_id"
+            )
+        )
+        modified = dict(synced.rows("SELECT kit_id, modified_at FROM kits WHERE provider = 'gencove'"))
+        stale = {
+            s.sample_id
+            for s in samples
+            if latest.get(s.sample_id) != _status_moment(s, at)[0]
+            or modified.get(s.sample_id) != s.modified_at(at)
+        }
+        assert not stale, (
+            f"{len(stale)} of {len(skipped_before)} samples never listed again: {sorted(stale)[:3]}"
+        )

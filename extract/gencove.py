@@ -69,7 +69,15 @@ def project_samples_paginator(
     page_size: int = MAX_PAGE_SIZE,
     offset: int = 0,
 ) -> OffsetPaginator:
-    params: dict[str, str | int] = {"sort_by": sort_by, "sort_order": sort_order}
+    # The filters are sent even at their widest: the server's defaults are unpublished, and a default that
+    # hides hidden or archived samples would leave them out of every listing without a word.
+    params: dict[str, str | int] = {
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "status": "all",
+        "archive_status": "all",
+        "hidden_status": "all",
+    }
     for name, moment in (
         ("modified_after", modified_after),
         ("created_after", created_after),

@@ -178,7 +178,8 @@ async def project_samples(request: web.Request) -> web.Response:
     project_id = request.match_info["project_id"]
     if project_id not in _PROJECTS[key]:
         return json_response([NO_PROJECT], status=400)
-    query = parse_query(project_id, request.query)
+    params = request.query if state.variance is None else state.variance.listing_query(request.query)
+    query = parse_query(project_id, params)
     if isinstance(query, dict):
         return json_response(query, status=400)
     now = state.now()

@@ -5,6 +5,7 @@ profile makes it use, deterministically from a seed, the freedom the partner doc
 open, so the suite can find what client and sandbox both assumed:
 
 - `limit` capped below what was asked, a different cap per endpoint (DRF's `max_limit`, unpublished);
+- `project-samples` filters defaulting to visible, available samples (the defaults are unpublished);
 - `next`/`previous` links (absolute, as DRF builds them) with their query parameters in another order;
 - timestamps with and without fractional seconds (whole-second and millisecond moments exist in a varied
   world), with `Z` or `+00:00`, and `archive_last_status.created` in Python's space-separated form;
@@ -37,6 +38,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDict
 from yarl import URL
 
 from sandbox.accounts import GENCOVE_API_KEY, GENCOVE_PROJECT_IDS
@@ -61,6 +63,7 @@ SCORE_SPELLINGS: dict[str, tuple[str, ...]] = {
     "Commensal": ("Commensal", "commensal", "COMMENSAL"),
     "Pathobiont": ("Pathobiont", "pathobiont", "PATHOBIONT"),
 }
+LISTING_DEFAULTS = {"hidden_status": "visible", "archive_status": "available"}
 BULK_ORDER_SIZE = 12  # samples created at one instant: more than any variance page cap below holds
 
 
@@ -116,6 +119,16 @@ class Variance:
         return roll < 0.5, 0.25 <= roll < 0.75
 
     # --- serving -----------------------------------------------------------------------------------------
+
+    def listing_query(self, query: Any) -> Any:
+        """project-samples parameters with narrower defaults than the plain sandbox's `all`: only visible,
+        available samples unless asked otherwise (the defaults are unpublished; a DRF filter may well
+        default to what a user interface shows)."""
+        widened = MultiDict(query)
+        for name, default in LISTING_DEFAULTS.items():
+            if not widened.get(name):
+                widened[name] = default
+        return widened
 
     def render_taxonomy_csv(self, kit_id: str, text: str) -> bytes:
         bom, crlf = self.csv_dialect(kit_id)
@@ -255,7 +268,7 @@ def vary_world(world: World, seed: int | None = None) -> World:
     - about a third of the samples carry whole-second moments and a sixth millisecond ones (Gencove stamps
       with microseconds otherwise);
     - about a tenth of our samples have an empty `client_id` (the kit guide's example shows one), and
-      about one in twelve empty metadata `{}` (ordered without any);
+      about one in twelve empty metadata `{}` (ordered without any), and one in twenty is hidden;
     - `BULK_ORDER_SIZE` test-mode samples (never shipped, so they never change) are created at one instant
       an hour before the clock, in the first project: more samples share one `modified` than a page holds.
     """
@@ -272,6 +285,8 @@ def vary_world(world: World, seed: int | None = None) -> World:
                 sample.client_id = ""
             if sample.account == GENCOVE_API_KEY and _roll(seed, "no_metadata", sample.sample_id) < 0.08:
                 sample.metadata = {}
+            if _roll(seed, "hidden", sample.sample_id) < 0.05:
+                sample.hidden = True
         bulk_at = (world.clock.now() - timedelta(hours=1)).replace(microsecond=0)
         for number in range(BULK_ORDER_SIZE):
             order_sample_kit(

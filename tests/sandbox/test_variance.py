@@ -172,3 +172,28 @@ def test_biomesight_score_keys_and_csv_dialects_vary(server: SandboxServer) -> N
     assert b"\xef\xbb\xbf" in starts
     assert len(starts) > 1
     assert endings == {True, False}
+
+
+def test_listing_defaults_are_narrower_unless_asked(server: SandboxServer) -> None:
+    """Under the variance, `project-samples` shows only visible, available samples unless the filters say
+    `all`: the documented filters' defaults are unpublished."""
+    now = server.clock.now()
+    ours = [
+        s for s in server.world.samples.values() if s.account == GENCOVE_API_KEY and s.project_id == PROJECT
+    ]
+    ours = [s for s in ours if s.created <= now]
+    narrow = get(server, f"project-samples/{PROJECT}", limit=1)["meta"]["count"]
+    wide = get(server, f"project-samples/{PROJECT}", limit=1, hidden_status="all", archive_status="all")
+    assert wide["meta"]["count"] == len(ours)
+    assert narrow < len(ours)
+
+
+def test_serve_takes_variance() -> None:
+    import argparse
+
+    from sandbox.server import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--variance"]).variance is True
+    assert parser.parse_args([]).variance is False

@@ -102,17 +102,20 @@ def make_state(
     variance: Variance | None = None,
 ) -> SandboxState:
     """The shared state for a server over `world` (webhooks are always available, targets optional)."""
+    dispatcher = WebhookDispatcher(
+        biomesight_webhook_url,
+        gencove_webhook_url,
+        retry_delay=webhook_retry_delay,
+        max_attempts=webhook_max_attempts,
+    )
+    if variance is not None:
+        dispatcher.respell = variance.respell
     return SandboxState(
         world=world,
         variance=variance,
         tokens=TokenStore(token_ttl),
         faults=_fault_plan(faults, world.seed if fault_seed is None else fault_seed),
-        webhooks=WebhookDispatcher(
-            biomesight_webhook_url,
-            gencove_webhook_url,
-            retry_delay=webhook_retry_delay,
-            max_attempts=webhook_max_attempts,
-        ),
+        webhooks=dispatcher,
     )
 
 

@@ -411,13 +411,16 @@ def test_details_newer_than_the_listing_do_not_move_where_it_resumes(
     prefect_api: str, tmp_path: Path
 ) -> None:
     """Run 1 syncs everything. Four virtual days pass: samples move on, and Gencove pushes a webhook for each
-    one that finishes. Run 2's listing answers 503 throughout, yet the pushed samples' details are fetched,
-    with the newest `modified` of all. Run 3 (Gencove back, same virtual time) must still list every sample
-    changed since run 1: resuming from the pushed samples' `modified` skipped those that changed earlier."""
+    one that finishes (spelled by the variance profile, like every answer). Run 2's listing answers 503
+    throughout, yet the pushed samples' details are fetched, with the newest `modified` of all. Run 3 (Gencove
+    back, same virtual time) must still list every sample changed since run 1: resuming from the pushed
+    samples' `modified` skipped those that changed earlier."""
     overlap = timedelta(minutes=60)  # KITSYNC_GENCOVE_CURSOR_OVERLAP_MINUTES' default
     with (
         environment(FAST_RETRIES),
-        SyncedWorld.start(tmp_path / "data", seed=SEED + 2, kits=10, gencove_samples=200, rounds=1) as synced,
+        SyncedWorld.start(
+            tmp_path / "data", seed=SEED + 2, kits=10, gencove_samples=200, rounds=1, variance=True
+        ) as synced,
     ):
         before = synced.server.clock.now()
         synced.server.advance(timedelta(days=4))

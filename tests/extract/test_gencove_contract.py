@@ -196,20 +196,17 @@ async def test_async_client_over_both_transports(server: SandboxServer, use_aioh
     assert first["id"] == listed[0]["id"]
 
 
-def test_a_sandbox_capping_pages_below_the_limit_asked_is_listed_completely() -> None:
+def test_a_sandbox_capping_pages_below_the_limit_asked_is_listed_completely(
+    variance_sandbox: SandboxServer,
+) -> None:
     """Under the variance profile the sandbox serves at most a handful of samples a page whatever `limit`
     asks (200): the keyset listing must still reach every sample, ending only on `meta.next` null."""
-    from sandbox.variance import Variance, vary_world
-
-    variance = Variance.from_seed(5)
-    world = vary_world(generate_world(seed=5, kits=40, gencove_samples=120))
-    with (
-        SandboxServer(world, variance=variance) as server,
-        GencoveClient(server.base_url, GENCOVE_API_KEY, backoff=NO_WAIT, timeout=10) as gencove,
-    ):
+    variance = variance_sandbox.state.variance
+    assert variance is not None
+    with GencoveClient(variance_sandbox.base_url, GENCOVE_API_KEY, backoff=NO_WAIT, timeout=10) as gencove:
         pages = list(gencove.iter_changed_sample_pages(PROJECT))
-        expected = {sample.sample_id for sample in project_samples(server.world)}
-        cap = variance.caps["gencove.project_samples"]
-        assert len(expected) > 3 * cap
-        assert {item["id"] for page in pages for item in page} == expected
-        assert max(len(page) for page in pages) <= cap
+    expected = {sample.sample_id for sample in project_samples(variance_sandbox.world)}
+    cap = variance.caps["gencove.project_samples"]
+    assert len(expected) > 3 * cap
+    assert {item["id"] for page in pages for item in page} == expected
+    assert max(len(page) for page in pages) <= cap

@@ -148,3 +148,8 @@ class MalformedResponse(FatalError):
 
 class PaginationLoop(FatalError):
     """The partner's `next` link repeats or goes backwards: following it would never end."""
+
+
+class IncompleteListing(FatalError):
+    """A listing ended (`meta.next` null) but its own `meta.count` says it holds more than was read: the
+    pages read are kept, and the run says it could not prove it read everything."""

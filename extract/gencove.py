@@ -17,7 +17,7 @@ import anyio
 import httpx
 
 from extract.auth import GencoveAuth
-from extract.errors import CredentialsRefused, Forbidden, PartnerError, Unauthorized
+from extract.errors import CredentialsRefused, Forbidden, IncompleteListing, PartnerError, Unauthorized
 from extract.http import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -67,8 +67,17 @@ def project_samples_paginator(
     sort_order: SortOrder = "asc",
     status: SampleStatusFilter | None = None,
     page_size: int = MAX_PAGE_SIZE,
+    offset: int = 0,
 ) -> OffsetPaginator:
-    params: dict[str, str | int] = {"sort_by": sort_by, "sort_order": sort_order}
+    # The filters are sent even at their widest: the server's defaults are unpublished, and a default that
+    # hides hidden or archived samples would leave them out of every listing without a word.
+    params: dict[str, str | int] = {
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "status": "all",
+        "archive_status": "all",
+        "hidden_status": "all",
+    }
     for name, moment in (
         ("modified_after", modified_after),
         ("created_after", created_after),
@@ -78,16 +87,30 @@ def project_samples_paginator(
             params[name] = iso_utc(moment)
     if status is not None:
         params["status"] = status
-    return OffsetPaginator(f"{API}/project-samples/{_segment(project_id)}", params, page_size)
+    return OffsetPaginator(f"{API}/project-samples/{_segment(project_id)}", params, page_size, offset)
 
 
 def modified_page_call(project_id: str, cursor: ModifiedCursor) -> Call[list[dict[str, Any]]]:
-    """The next keyset page of a project's samples (offset 0, sorted by modified ascending)."""
+    """The next keyset page of a project's samples (sorted by modified ascending, offset 0 unless stepping
+    through one instant); the page's `meta.next` tells the cursor whether more follow."""
     paginator = project_samples_paginator(
-        project_id, modified_after=cursor.since(), page_size=cursor.page_size
+        project_id, modified_after=cursor.since(), page_size=cursor.page_size, offset=cursor.offset
     )
     url, params = paginator.next_request()
-    return Call("GET", url, lambda response: cursor.update(paginator.update(response)), params=params)
+
+    def read(response: httpx.Response) -> list[dict[str, Any]]:
+        items = paginator.update(response)
+        return cursor.update(
+            items, more=paginator.has_next_page, count=paginator.count, shortfall=paginator.shortfall
+        )
+
+    return Call("GET", url, read, params=params)
+
+
+def raise_if_short(cursor: ModifiedCursor, project_id: str) -> None:
+    """After a keyset listing: `IncompleteListing` when the partner's last count disagreed with its pages."""
+    if cursor.shortfall is not None:
+        raise IncompleteListing(cursor.shortfall, endpoint=f"GET {API}/project-samples/{project_id}")
 
 
 def sample_call(sample_id: str) -> Call[dict[str, Any]]:
@@ -174,6 +197,7 @@ class GencoveClient(SyncPartnerClient):
     def _pages(self, paginator: OffsetPaginator) -> Iterator[list[Any]]:
         while paginator.has_next_page:
             yield self._run(page_call(paginator))
+        paginator.raise_if_short(f"GET {paginator.path}")
 
     def _all(self, paginator: OffsetPaginator) -> list[Any]:
         return [item for page in self._pages(paginator) for item in page]
@@ -233,12 +257,19 @@ class GencoveClient(SyncPartnerClient):
             yield from page
 
     def iter_changed_sample_pages(
-        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+        self,
+        project_id: str,
+        *,
+        modified_after: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor: ModifiedCursor | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
-        cursor = ModifiedCursor(modified_after, page_size)
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`);
+        pass `cursor` to read afterwards how far the listing got (`cursor.newest`)."""
+        cursor = cursor or ModifiedCursor(modified_after, page_size)
         while not cursor.done:
             yield self._run(modified_page_call(project_id, cursor))
+        raise_if_short(cursor, project_id)
 
     def get_sample(self, sample_id: str) -> dict[str, Any]:
         return self._run(sample_call(sample_id))
@@ -300,6 +331,7 @@ class AsyncGencoveClient(AsyncPartnerClient):
     async def _pages(self, paginator: OffsetPaginator) -> AsyncIterator[list[Any]]:
         while paginator.has_next_page:
             yield await self._run(page_call(paginator))
+        paginator.raise_if_short(f"GET {paginator.path}")
 
     async def _all(self, paginator: OffsetPaginator) -> list[Any]:
         return [item async for page in self._pages(paginator) for item in page]
@@ -359,12 +391,19 @@ class AsyncGencoveClient(AsyncPartnerClient):
                 yield item
 
     async def iter_changed_sample_pages(
-        self, project_id: str, *, modified_after: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+        self,
+        project_id: str,
+        *,
+        modified_after: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        cursor: ModifiedCursor | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`)."""
-        cursor = ModifiedCursor(modified_after, page_size)
+        """Samples modified after a moment, oldest change first, by keyset paging (see `ModifiedCursor`);
+        pass `cursor` to read afterwards how far the listing got (`cursor.newest`)."""
+        cursor = cursor or ModifiedCursor(modified_after, page_size)
         while not cursor.done:
             yield await self._run(modified_page_call(project_id, cursor))
+        raise_if_short(cursor, project_id)
 
     async def get_sample(self, sample_id: str) -> dict[str, Any]:
         return await self._run(sample_call(sample_id))

@@ -1,5 +1,10 @@
 """Gencove's limit/offset listings (`{"meta": {"next": <absolute URL>}, "results": [...]}`) as explicit state.
 
+The end of a listing is what the partner says: `meta.next` being null, never a page shorter than the `limit`
+asked (Django REST Framework caps `limit` at a server maximum Gencove does not publish). When the last page
+carries `meta.count`, what was read must add up to it; if it does not, the listing is `shortfall`, and the
+clients raise `IncompleteListing` after handing out every page they read.
+
 The paginator knows what to ask for next and checks each page before trusting its `next` link: a link seen
 before, one that does not move the offset forward, or one pointing at another host ends the listing with a
 `PaginationLoop`/`MalformedResponse` instead of looping forever or sending our API key elsewhere.
@@ -13,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from extract.errors import MalformedResponse, PaginationLoop
+from extract.errors import IncompleteListing, MalformedResponse, PaginationLoop
 from extract.redaction import redact_url
 from extract.responses import json_payload, malformed
 
@@ -40,8 +45,11 @@ class OffsetPaginator:
     params: dict[str, str | int] = field(default_factory=dict)
     page_size: int = MAX_PAGE_SIZE
     next_url: str | None = field(init=False, default=None)
+    offset: int = 0  # where the first page starts (the keyset listing resumes inside a run of ties)
     pages: int = field(init=False, default=0)
     count: int | None = field(init=False, default=None)
+    read: int = field(init=False, default=0)  # items the pages held, from `offset` on
+    shortfall: str | None = field(init=False, default=None)  # why the listing cannot be proven complete
     _started: bool = field(init=False, default=False)
     _finished: bool = field(init=False, default=False)
     _seen: set[str] = field(init=False, default_factory=set)
@@ -59,7 +67,7 @@ class OffsetPaginator:
         if self._finished:
             raise RuntimeError("the listing is finished")
         if not self._started:
-            return self.path, {**self.params, "limit": self.page_size, "offset": 0}
+            return self.path, {**self.params, "limit": self.page_size, "offset": self.offset}
         assert self.next_url is not None  # noqa: S101 - invariant: started and not finished means a next link
         return self.next_url, None
 
@@ -74,6 +82,7 @@ class OffsetPaginator:
         self._started = True
         if isinstance(page, list):
             self._finished = True
+            self.read += len(page)
             return page
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise malformed(response, "expected a page with a 'results' list")
@@ -83,14 +92,25 @@ class OffsetPaginator:
         if isinstance(meta.get("count"), int):
             self.count = meta["count"]
         results: list[Any] = page["results"]
+        self.read += len(results)
         following = meta["next"]
         if following is None:
             self._finished = True
+            if self.count is not None and self.offset + self.read < self.count:
+                self.shortfall = (
+                    f"meta.next is null but meta.count is {self.count} and only "
+                    f"{self.offset + self.read} items were listed"
+                )
             return results
         if not isinstance(following, str) or not following:
             raise malformed(response, "meta.next is neither a URL nor null")
         self._advance(response, httpx.URL(following), results)
         return results
+
+    def raise_if_short(self, endpoint: str) -> None:
+        """After the last page: `IncompleteListing` if the partner's count says items are missing."""
+        if self.shortfall is not None:
+            raise IncompleteListing(self.shortfall, endpoint=endpoint)
 
     def _advance(self, response: httpx.Response, following: httpx.URL, results: list[Any]) -> None:
         current = response.request.url
@@ -126,11 +146,21 @@ class ModifiedCursor:
     further ahead, where a later page finds it. The filter is asked for one microsecond before the boundary,
     so whether the partner's `modified_after` is inclusive or not, samples sharing the boundary instant come
     back and the ids already yielded at that instant are dropped.
+
+    The listing ends only when the partner says so (`meta.next` null on the page just read): a page shorter
+    than `page_size` is just the partner's own cap on `limit`. A page that lies wholly at the boundary instant
+    cannot move the keyset forward (more samples share one `modified` than the partner's page holds), so the
+    cursor then steps through that instant by offset, within the same filter, until a page reaches past it.
+    (Offset stepping is exposed to the shift described above, but only among samples sharing one exact
+    microsecond while one of them changes: far rarer than the page boundaries it replaces.)
     """
 
     modified_after: datetime | None = None
     page_size: int = MAX_PAGE_SIZE
     done: bool = False
+    offset: int = 0  # offset within the current filter: non-zero only while stepping through one instant
+    shortfall: str | None = None  # set when the last page's meta.count says items were not listed
+    newest: datetime | None = None  # the newest `modified` handed out: how far the listing got
     _boundary_ids: set[str] = field(default_factory=set)
     _boundary: datetime | None = None
 
@@ -141,25 +171,41 @@ class ModifiedCursor:
         """The `modified_after` filter of the next request."""
         return None if self._boundary is None else self._boundary - timedelta(microseconds=1)
 
-    def update(self, items: list[Any]) -> list[dict[str, Any]]:
-        """Take one fetched page (sorted by modified, ascending); return the items not yielded before."""
+    def update(
+        self, items: list[Any], *, more: bool, count: int | None = None, shortfall: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Take one fetched page (sorted by modified, ascending) and whether the partner says more follow
+        (`meta.next` not null), with its `meta.count`; return the items not yielded before."""
         fresh = [
             item for item in items if isinstance(item, dict) and item.get("id") not in self._boundary_ids
         ]
-        if len(items) < self.page_size:
+        moments = [moment for moment in map(_modified_of, fresh) if moment is not None]
+        if moments and (self.newest is None or max(moments) > self.newest):
+            self.newest = max(moments)
+        if not more:
             self.done = True
+            self.shortfall = shortfall
             return fresh
+        if not items:
+            raise PaginationLoop("an empty project-samples page says more samples follow")
         last = _modified_of(items[-1])
         if last is None:
             raise MalformedResponse("project-samples item without a valid `modified` timestamp")
-        if self._boundary is not None and last <= self._boundary and not fresh:
-            # a full page at one instant that we have all seen: keyset paging cannot advance past it
-            raise PaginationLoop(f"more than {self.page_size} samples share modified={last.isoformat()}")
         at_last = {
             str(item.get("id")) for item in items if isinstance(item, dict) and _modified_of(item) == last
         }
-        self._boundary_ids = at_last | (self._boundary_ids if last == self._boundary else set())
+        if self._boundary is not None and last <= self._boundary:
+            # The whole page sits at the boundary instant: step through it by offset within this filter.
+            self.offset += len(items)
+            if count is not None and self.offset >= count:
+                raise PaginationLoop(
+                    f"project-samples says more follow after {self.offset} of its {count} samples"
+                )
+            self._boundary_ids |= at_last
+            return fresh
+        self._boundary_ids = at_last
         self._boundary = last
+        self.offset = 0
         return fresh
 
 

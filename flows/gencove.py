@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
+from extract.pagination import ModifiedCursor
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.progress import RESULTS
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
@@ -29,6 +30,7 @@ from flows.webhooks import consume_gencove_events, pending_gencove_samples
 from transform import (
     concat_results,
     is_final,
+    to_stage,
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
@@ -69,12 +71,16 @@ async def _list_pages(
     client: AsyncGencoveClient,
     project_id: str,
     *,
-    modified_after: datetime | None,
     created_window: tuple[date, date] | None,
+    cursor: ModifiedCursor,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills)."""
+    """Incremental listing by `modified` (hourly syncs), or a creation-date window (backfills).
+
+    A window is paged by offset, so it is sorted by `created`, which never changes: sorted by `modified`, a
+    sample changing mid-listing would jump to the end and shift an unread one onto a page already read.
+    """
     if created_window is None:
-        async for page in client.iter_changed_sample_pages(project_id, modified_after=modified_after):
+        async for page in client.iter_changed_sample_pages(project_id, cursor=cursor):
             yield page
         return
     first, last = created_window
@@ -83,6 +89,7 @@ async def _list_pages(
         project_id,
         created_after=datetime.combine(first, time.min, UTC),
         created_before=datetime.combine(last + timedelta(days=1), time.min, UTC),
+        sort_by="created",
     ):
         page.append(item)
         if len(page) >= 200:
@@ -112,11 +119,10 @@ async def list_project(
     tally = RunTally()
     final: dict[str, str] = {}
     key = pseudonym_key(settings)
+    cursor = ModifiedCursor(modified_after)
     async with async_gencove_client(settings) as client:
         try:
-            async for page in _list_pages(
-                client, project_id, modified_after=modified_after, created_window=created_window
-            ):
+            async for page in _list_pages(client, project_id, created_window=created_window, cursor=cursor):
                 observed_at = datetime.now(UTC)
                 raw = [RawResponse(PROVIDER, listing_endpoint(project_id), str(i.get("id")), i) for i in page]
                 result = concat_results(
@@ -148,6 +154,9 @@ async def list_project(
                 land_result(
                     settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
                 )
+    # how far the landed pages got, even when the listing then failed
+    if created_window is None and cursor.newest is not None:
+        tally.listed_through[project_id] = cursor.newest.isoformat()
     return tally, final
 
 
@@ -155,8 +164,13 @@ async def _collect(items: AsyncIterator[Any]) -> list[Any]:
     return [item async for item in items]
 
 
+def _failed_qc(status: object) -> bool:
+    return isinstance(status, str) and to_stage(PROVIDER, status)[1] == "failed_qc"
+
+
 async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
-    """Everything kitsync keeps about one final sample; results only for succeeded ones."""
+    """Everything kitsync keeps about one final sample; results only for succeeded ones, and the quality
+    controls of a sample that failed them too (its QC says why: no QC is never assumed from a status)."""
     sample = await client.get_sample(sample_id)
     metadata, statuses = await asyncio.gather(
         client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
@@ -169,6 +183,8 @@ async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str
             _collect(client.iter_trait_scores(sample_id)),
             client.get_ancestry(sample_id),
         )
+    elif _failed_qc(status):
+        bundle["qc"] = await client.get_quality_controls(sample_id)
     return bundle
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from extract.errors import (
     CredentialsRefused,
     Forbidden,
+    IncompleteListing,
     Invalid,
     MalformedResponse,
     NotFound,
@@ -68,6 +69,7 @@ def should_retry_task(task: Any, task_run: Any, state: Any) -> bool:
 # Fatal partner answers that a later identical request would get again: quarantined (and still retried next
 # run, since nothing marks the kit done, but reported so a person can look).
 _QUARANTINE_REASONS: tuple[tuple[type[PartnerError], str], ...] = (
+    (IncompleteListing, "incomplete_listing"),
     (NotFound, "not_found"),
     (Forbidden, "forbidden"),
     (MalformedResponse, "malformed_response"),
@@ -108,8 +110,10 @@ def record_failure(
 ) -> FetchFailure | None:
     """Count `error` in the tally; return the quarantine record it deserves, or None if it only defers work.
 
-    Anything that is not a partner error (a bug in our code) is re-raised: hiding it would lose kits silently;
-    so is a partner that cannot be used at all (refused credentials, unreachable): that is the run's failure.
+    Every failure but "not ready yet" (the partner's own answer: nothing to read yet) leaves something unread,
+    so it also counts against the run's completeness. Anything that is not a partner error (a bug in our code)
+    is re-raised: hiding it would lose kits silently; so is a partner that cannot be used at all (refused
+    credentials, unreachable): that is the run's failure.
     """
     if isinstance(error, PartnerUnusable):
         raise error
@@ -119,12 +123,15 @@ def record_failure(
     if isinstance(error, RetriableError):
         tally.requests_failed += 1
         tally.deferred[f"{endpoint}: {type(error).__name__} after retries"] += 1
+        tally.incomplete[f"{provider} {endpoint}: {type(error).__name__} after retries"] += 1
         return None
     for error_type, reason in _QUARANTINE_REASONS:
         if isinstance(error, error_type):
             tally.requests_failed += 1
+            tally.incomplete[f"{provider} {endpoint}: {reason}"] += 1
             return FetchFailure(provider, entity, entity_id, endpoint, reason, str(error))
     if isinstance(error, PartnerError):
         tally.requests_failed += 1
+        tally.incomplete[f"{provider} {endpoint}: partner_error"] += 1
         return FetchFailure(provider, entity, entity_id, endpoint, "partner_error", str(error))
     raise error

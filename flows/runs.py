@@ -260,6 +260,7 @@ class RunRecorder:
             "run_id": self.run_id,
             "flow": self.flow,
             "state": state,
+            **self._completeness_fields(counts),
             **counts,
             **self.summary_extra,
         }
@@ -273,6 +274,7 @@ class RunRecorder:
 
     def _record(self, state: str, counts: dict[str, Any], finished_at: datetime) -> None:
         """Land the run's sync_runs row (a later row of the same run replaces it at the next load)."""
+        complete, incomplete_reason = self._completeness(counts.get("error"))
         row = transform_sync_run(
             {
                 "run_id": self.run_id,
@@ -283,10 +285,27 @@ class RunRecorder:
                 "state": state,
                 "counts": counts,
                 "parameters": self.parameters,
+                "complete": complete,
+                "incomplete_reason": incomplete_reason,
             },
             observed_at=finished_at,
         )
         write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
+
+    def _completeness_fields(self, counts: dict[str, Any]) -> dict[str, Any]:
+        """The summary's `complete` (and `incomplete_reason` when it is false), as the sync_runs row says."""
+        complete, incomplete_reason = self._completeness(counts.get("error"))
+        reason = {"incomplete_reason": incomplete_reason} if incomplete_reason else {}
+        return {"complete": complete, **reason}
+
+    def _completeness(self, error: str | None) -> tuple[bool, str | None]:
+        """Whether the run can prove it read everything it set out to, and if not, why not (one line)."""
+        if error is not None:
+            return False, f"the run failed: {error}"
+        if not self.tally.incomplete:
+            return True, None
+        reasons = "; ".join(f"{what} (x{n})" for what, n in sorted(self.tally.incomplete.items()))
+        return False, reasons[:1000]
 
     def _report_due(self) -> bool:
         changed = self.tally.status_changes or self.tally.results_fetched
@@ -305,7 +324,10 @@ class RunRecorder:
 
 
 def _markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['flow']} — {summary['state']}", "", "| measure | value |", "|---|---|"]
+    lines = [f"# {summary['flow']} — {summary['state']}", ""]
+    if summary.get("complete") is False:
+        lines += [f"**Incomplete**: {summary.get('incomplete_reason', 'see below')}", ""]
+    lines += ["| measure | value |", "|---|---|"]
     for key in (
         "orders_polled",
         "kits_polled",
@@ -315,7 +337,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "seconds",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {summary.get(key, 0)} |")
-    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred"):
+    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred", "incomplete"):
         values = summary.get(section) or {}
         lines += ["", f"## {section.replace('_', ' ')}", ""]
         if not values:

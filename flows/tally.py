@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyarrow.compute as pc
@@ -24,6 +25,13 @@ class RunTally:
     quarantined: Counter[str] = field(default_factory=Counter)  # reason -> rows
     unknown_statuses: Counter[str] = field(default_factory=Counter)  # "provider:status" -> times seen
     deferred: Counter[str] = field(default_factory=Counter)  # why work was left for the next run -> items
+    # What the run could not prove it read in full (a listing cut short, a fetch that failed) -> times: a run
+    # with any is recorded as incomplete, whatever its state.
+    incomplete: Counter[str] = field(default_factory=Counter)
+    # Gencove project -> the newest `modified` its keyset listing handed out (ISO 8601): where the next
+    # run's listing resumes. Only the keyset listing moves it: sample details or a backfill's window listing
+    # show newer `modified` values of samples the listing has not reached, so they must not.
+    listed_through: dict[str, str] = field(default_factory=dict)
 
     def __iadd__(self, other: RunTally) -> RunTally:
         self.orders_polled += other.orders_polled
@@ -35,6 +43,11 @@ class RunTally:
         self.quarantined.update(other.quarantined)
         self.unknown_statuses.update(other.unknown_statuses)
         self.deferred.update(other.deferred)
+        self.incomplete.update(other.incomplete)
+        for project_id, moment in other.listed_through.items():
+            mine = self.listed_through.get(project_id)
+            if mine is None or datetime.fromisoformat(moment) > datetime.fromisoformat(mine):
+                self.listed_through[project_id] = moment
         return self
 
     def count_result(self, result: TransformResult, written: dict[str, int]) -> None:
@@ -59,4 +72,6 @@ class RunTally:
             "quarantined": dict(sorted(self.quarantined.items())),
             "unknown_statuses": dict(sorted(self.unknown_statuses.items())),
             "deferred": dict(sorted(self.deferred.items())),
+            "incomplete": dict(sorted(self.incomplete.items())),
+            "listed_through": dict(sorted(self.listed_through.items())),
         }

@@ -300,7 +300,11 @@ async def results(request: web.Request) -> web.Response:  # noqa: PLR0911 - one 
     if fmt == "json":
         from sandbox.results import render_results_json
 
-        return json_response(render_results_json(kit))
+        body = render_results_json(kit)
+        if state.variance is not None:
+            scores = body["scores"]
+            body["scores"] = {state.variance.score_name(kit.kit_id, k): v for k, v in scores.items()}
+        return json_response(body)
     if fmt == "pdf":
         if kit.pdf_ready_at is None or now < kit.pdf_ready_at:
             return error(203, "PDF report not ready")
@@ -314,7 +318,8 @@ async def results(request: web.Request) -> web.Response:  # noqa: PLR0911 - one 
     broken = state.faults.take("biomesight.results", "broken_csv")
     if broken is not None:
         text = break_csv(text, broken)
-    encoded = base64.b64encode(text.encode()).decode("ascii")
+    raw = text.encode() if state.variance is None else state.variance.render_taxonomy_csv(kit.kit_id, text)
+    encoded = base64.b64encode(raw).decode("ascii")
     return json_response({"kit_id": kit.kit_id, "csv": _maybe_corrupt(state, encoded)})
 
 

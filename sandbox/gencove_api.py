@@ -73,6 +73,23 @@ def _base_url(request: web.Request) -> str:
     return str(request.url.origin())
 
 
+def _cap(state: SandboxState, endpoint: str) -> int | None:
+    """The largest `limit` an endpoint serves: MAX_LIMIT, or less under a variance profile."""
+    return None if state.variance is None else state.variance.caps.get(endpoint)
+
+
+def _listing(request: web.Request, state: SandboxState, items: list[Any], *, bare: bool) -> web.Response:
+    """A list endpoint's answer: a bare list or a DRF page (a variance profile may flip the shape and cap
+    the page size)."""
+    endpoint = request.match_info.route.name or ""
+    if state.variance is not None:
+        bare = endpoint in state.variance.bare_lists
+    if bare:
+        return json_response(items)
+    meta, page = paginate(request.url, items, request.query, _cap(state, endpoint))
+    return json_response({"meta": meta, "results": page})
+
+
 def _status_override(state: SandboxState, endpoint: str) -> str | None:
     rule = state.faults.take(endpoint, "unknown_status")
     return unknown_status_for(rule, "gencove") if rule is not None else None
@@ -161,12 +178,13 @@ async def project_samples(request: web.Request) -> web.Response:
     project_id = request.match_info["project_id"]
     if project_id not in _PROJECTS[key]:
         return json_response([NO_PROJECT], status=400)
-    query = parse_query(project_id, request.query)
+    params = request.query if state.variance is None else state.variance.listing_query(request.query)
+    query = parse_query(project_id, params)
     if isinstance(query, dict):
         return json_response(query, status=400)
     now = state.now()
     samples = state.listing.matching(state.world.samples, query, now, state.generation)
-    meta, page = paginate(request.url, samples, request.query)
+    meta, page = paginate(request.url, samples, request.query, _cap(state, "gencove.project_samples"))
     override = _status_override(state, "gencove.project_samples")
     return json_response({"meta": meta, "results": [list_item(sample, now, override) for sample in page]})
 
@@ -182,6 +200,8 @@ async def sample(request: web.Request) -> web.Response:
         return json_response(NOT_FOUND, status=404)
     override = _status_override(state, "gencove.sample")
     detail = sample_detail(found, state.now(), _base_url(request), override)
+    if state.variance is not None and state.variance.metadata_in_detail(found.sample_id):
+        detail["metadata"] = found.metadata
     if detail["files"]:
         state.remember_files(found, found.files)
     return json_response(detail)
@@ -212,8 +232,7 @@ async def sample_statuses(request: web.Request) -> web.Response:
     override = _status_override(state, "gencove.sample_statuses")
     if override is not None and history:
         history[0] = {**history[0], "status": override}
-    meta, page = paginate(request.url, history, request.query)
-    return json_response({"meta": meta, "results": page})
+    return _listing(request, state, history, bare=False)
 
 
 async def quality_controls(request: web.Request) -> web.Response:
@@ -226,7 +245,7 @@ async def quality_controls(request: web.Request) -> web.Response:
     if found is None:
         return json_response(NOT_FOUND, status=404)
     final = is_final(current_status(found, state.now()))
-    return json_response(found.quality_controls if final else [])
+    return _listing(request, state, found.quality_controls if final else [], bare=True)
 
 
 async def trait_scores(request: web.Request) -> web.Response:
@@ -239,8 +258,7 @@ async def trait_scores(request: web.Request) -> web.Response:
     if found is None:
         return json_response(NOT_FOUND, status=404)
     succeeded = current_status(found, state.now()) == "succeeded"
-    meta, page = paginate(request.url, found.trait_scores if succeeded else [], request.query)
-    return json_response({"meta": meta, "results": page})
+    return _listing(request, state, found.trait_scores if succeeded else [], bare=False)
 
 
 async def ancestry(request: web.Request) -> web.Response:

@@ -77,10 +77,12 @@ def parse_query(project_id: str, params: Any) -> SampleQuery | dict[str, list[st
     return SampleQuery(project_id=project_id, search=(params.get("search") or "").strip(), **choices, **dates)
 
 
-def page_bounds(params: Any) -> tuple[int, int]:
-    """(limit, offset) as DRF's LimitOffsetPagination reads them: lenient, capped, never negative."""
+def page_bounds(params: Any, max_limit: int | None = None) -> tuple[int, int]:
+    """(limit, offset) as DRF's LimitOffsetPagination reads them: lenient, capped at `max_limit` (MAX_LIMIT
+    unless a variance profile serves less), never negative."""
+    cap = MAX_LIMIT if max_limit is None else max_limit
     limit = _non_negative_int(params.get("limit"), DEFAULT_LIMIT)
-    limit = min(limit, MAX_LIMIT) if limit > 0 else DEFAULT_LIMIT
+    limit = min(limit, cap) if limit > 0 else min(DEFAULT_LIMIT, cap)
     return limit, _non_negative_int(params.get("offset"), 0)
 
 
@@ -106,9 +108,11 @@ def page_links(url: URL, count: int, limit: int, offset: int) -> tuple[str | Non
     return following, previous
 
 
-def paginate(url: URL, items: list[Any], params: Any) -> tuple[dict[str, Any], list[Any]]:
+def paginate(
+    url: URL, items: list[Any], params: Any, max_limit: int | None = None
+) -> tuple[dict[str, Any], list[Any]]:
     """The `meta` block and the page's slice of `items`."""
-    limit, offset = page_bounds(params)
+    limit, offset = page_bounds(params, max_limit)
     following, previous = page_links(url, len(items), limit, offset)
     return {"count": len(items), "next": following, "previous": previous}, items[offset : offset + limit]
 

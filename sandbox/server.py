@@ -24,6 +24,7 @@ from sandbox.faults import FaultPlan, FaultRule, fault_middleware, parse_fault_s
 from sandbox.model import Clock, World
 from sandbox.state import STATE_KEY, SandboxState
 from sandbox.tokens import TokenStore
+from sandbox.variance import Variance, variance_middleware, vary_world
 from sandbox.webhooks import WebhookDispatcher
 from sandbox.wire import json_response, parse_iso_datetime
 
@@ -57,7 +58,10 @@ def _error_body(request: web.Request, status: int, message: str, headers: Any) -
 
 def build_app(state: SandboxState) -> web.Application:
     """The aiohttp application serving both partners and the admin endpoints for `state`."""
-    app = web.Application(middlewares=[error_middleware, fault_middleware(state.faults, state.traffic)])
+    middlewares = [error_middleware, fault_middleware(state.faults, state.traffic)]
+    if state.variance is not None:  # innermost: faults still break what the variance spelled
+        middlewares.append(variance_middleware(state.variance))
+    app = web.Application(middlewares=middlewares)
     app[STATE_KEY] = state
     biomesight_api.add_routes(app)
     gencove_api.add_routes(app)
@@ -95,18 +99,23 @@ def make_state(
     gencove_webhook_url: str | None = None,
     webhook_retry_delay: float = 0.5,
     webhook_max_attempts: int = 5,
+    variance: Variance | None = None,
 ) -> SandboxState:
     """The shared state for a server over `world` (webhooks are always available, targets optional)."""
+    dispatcher = WebhookDispatcher(
+        biomesight_webhook_url,
+        gencove_webhook_url,
+        retry_delay=webhook_retry_delay,
+        max_attempts=webhook_max_attempts,
+    )
+    if variance is not None:
+        dispatcher.respell = variance.respell
     return SandboxState(
         world=world,
+        variance=variance,
         tokens=TokenStore(token_ttl),
         faults=_fault_plan(faults, world.seed if fault_seed is None else fault_seed),
-        webhooks=WebhookDispatcher(
-            biomesight_webhook_url,
-            gencove_webhook_url,
-            retry_delay=webhook_retry_delay,
-            max_attempts=webhook_max_attempts,
-        ),
+        webhooks=dispatcher,
     )
 
 
@@ -126,6 +135,7 @@ class SandboxServer:
         gencove_webhook_url: str | None = None,
         webhook_retry_delay: float = 0.5,
         webhook_max_attempts: int = 5,
+        variance: Variance | None = None,
     ) -> None:
         self.state = make_state(
             world,
@@ -136,6 +146,7 @@ class SandboxServer:
             gencove_webhook_url=gencove_webhook_url,
             webhook_retry_delay=webhook_retry_delay,
             webhook_max_attempts=webhook_max_attempts,
+            variance=variance,
         )
         self.host = host
         self._requested_port = port
@@ -270,6 +281,7 @@ def serve(
     token_ttl: float | None = None,
     biomesight_webhook_url: str | None = None,
     gencove_webhook_url: str | None = None,
+    variance: bool = False,
 ) -> None:
     """Generate a world and serve it until interrupted, printing base URLs and credentials first."""
     from sandbox.world import DEFAULT_START, generate_world
@@ -277,8 +289,11 @@ def serve(
     world = generate_world(
         seed=seed, kits=kits, gencove_samples=gencove_samples, start=start or DEFAULT_START
     )
+    if variance:
+        vary_world(world)
     state = make_state(
         world,
+        variance=Variance.from_seed(seed) if variance else None,
         faults=list(faults),
         fault_seed=fault_seed,
         token_ttl=token_ttl,
@@ -317,6 +332,9 @@ def _print_banner(state: SandboxState, base_url: str) -> None:
         lines.append(f"  Gencove API key {account['api_key']!r} projects {', '.join(account['project_ids'])}")
     lines.append(f"  Biomesight webhook bearer token {summary['biomesight_webhook_token']!r}")
     lines.append(f"  Gencove webhook signing secret {summary['gencove_webhook_secret']!r}")
+    if state.variance is not None:
+        caps = ", ".join(f"{name} {cap}" for name, cap in sorted(state.variance.caps.items()))
+        lines.append(f"  Variance profile (seed {state.variance.seed}): pages capped at {caps}")
     for rule in state.faults.rules():
         lines.append(
             f"  Fault: {rule.endpoint} {rule.kind} rate={rule.rate} count={rule.count} {rule.params}"
@@ -348,6 +366,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--biomesight-webhook-url", default=None, help="Where to push Biomesight status webhooks."
     )
     parser.add_argument("--gencove-webhook-url", default=None, help="Where to push Gencove webhooks.")
+    parser.add_argument(
+        "--variance",
+        action="store_true",
+        help="Use what the partner docs leave open (capped pages, reordered links, timestamp spellings, "
+        "extra fields, both documented shapes...), deterministically from --seed.",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -367,4 +391,5 @@ def run_from_args(args: argparse.Namespace) -> None:
         token_ttl=args.token_ttl,
         biomesight_webhook_url=args.biomesight_webhook_url,
         gencove_webhook_url=args.gencove_webhook_url,
+        variance=args.variance,
     )

@@ -14,6 +14,7 @@ from sandbox.gencove_listing import ProjectListing
 from sandbox.model import GencoveFile, GencoveSample, World
 from sandbox.tokens import TokenStore
 from sandbox.traffic import Traffic
+from sandbox.variance import Variance
 
 if TYPE_CHECKING:
     from sandbox.webhooks import WebhookDispatcher
@@ -32,6 +33,7 @@ class SandboxState:
     # Orders placed through the API are visible at once even if their purchase_date lies ahead of the clock.
     api_orders: set[str] = field(default_factory=set)
     listing: ProjectListing = field(default_factory=ProjectListing)
+    variance: Variance | None = None  # `serve --variance`: spell answers the way the docs leave open
     _files: dict[str, tuple[GencoveSample, GencoveFile]] = field(default_factory=dict, repr=False)
     _files_key: tuple[int, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -19,6 +19,7 @@ import hmac
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -185,6 +186,8 @@ class WebhookDispatcher:
         self.timeout = timeout
         self.concurrency = concurrency
         self.stats = DeliveryStats()
+        # How bodies are spelled before they are sent (a variance profile's `respell`; None: as built).
+        self.respell: Callable[[str, Any], Any] | None = None
         self._index = ChangeIndex()
         self._queue: asyncio.Queue[Delivery] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -245,11 +248,13 @@ class WebhookDispatcher:
         queued = 0
         if self.biomesight_url:
             for body in self._index.biomesight_between(old, new):
-                self._enqueue(Delivery("biomesight", self.biomesight_url, orjson.dumps(body)))
+                self._enqueue(
+                    Delivery("biomesight", self.biomesight_url, self._encode("webhook.biomesight", body))
+                )
                 queued += 1
         if self.gencove_url:
             for events in self._index.gencove_between(old, new).values():
-                self._enqueue(Delivery("gencove", self.gencove_url, orjson.dumps(events)))
+                self._enqueue(Delivery("gencove", self.gencove_url, self._encode("webhook.gencove", events)))
                 queued += 1
         return queued
 
@@ -263,8 +268,13 @@ class WebhookDispatcher:
             if c.at <= moment and c.status != "Pending"
         ]
         for body in bodies:
-            self._enqueue(Delivery("biomesight", self.biomesight_url, orjson.dumps(body)))
+            self._enqueue(
+                Delivery("biomesight", self.biomesight_url, self._encode("webhook.biomesight", body))
+            )
         return len(bodies)
+
+    def _encode(self, kind: str, body: Any) -> bytes:
+        return orjson.dumps(body if self.respell is None else self.respell(kind, body))
 
     def _enqueue(self, delivery: Delivery) -> None:
         if self._queue is None or self._idle is None:

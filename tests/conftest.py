@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from sandbox.server import SandboxServer
 from tests.reliability.figures import FIGURES
 from tests.synced import SyncedWorld
 
@@ -82,3 +83,16 @@ def synced_world(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> 
     webhooks flowing. Read-only for tests: build your own with `SyncedWorld.start` to change anything."""
     with SyncedWorld.start(tmp_path_factory.mktemp("synced") / "data") as synced:
         yield synced
+
+
+@pytest.fixture
+def variance_sandbox() -> Iterator[SandboxServer]:
+    """A small world (seed 5) served under the sandbox's variance profile (`sandbox serve --variance`): what
+    the partner docs leave open, varied deterministically. For syncing one through the flows, see
+    `SyncedWorld.start(..., variance=True)`."""
+    from sandbox.variance import Variance, vary_world
+    from sandbox.world import generate_world
+
+    world = vary_world(generate_world(seed=5, kits=40, gencove_samples=120))
+    with SandboxServer(world, variance=Variance.from_seed(5)) as server:
+        yield server

@@ -18,6 +18,7 @@ from flows.demo import RoundReport, environment, sandbox_environment, simulate, 
 from flows.settings import Settings
 from sandbox.model import World
 from sandbox.server import SandboxServer
+from sandbox.variance import Variance, vary_world
 from sandbox.world import generate_world
 from warehouse.duck import connect_readonly
 
@@ -69,11 +70,18 @@ class SyncedWorld:
         step: timedelta = timedelta(days=1),
         webhooks: bool = True,
         faults: list[str] | None = None,
+        variance: bool = False,
+        gencove_samples: int | None = None,
     ) -> Iterator[SyncedWorld]:
-        """Generate a world, serve it, sync it `rounds` times (with webhooks flowing if asked)."""
-        world = generate_world(seed=seed, kits=kits)
+        """Generate a world, serve it, sync it `rounds` times (with webhooks flowing if asked). `variance`
+        serves it under the sandbox's variance profile (`kitsync sandbox serve --variance`), from `seed`."""
+        world = generate_world(seed=seed, kits=kits, gencove_samples=gencove_samples)
+        profile = None
+        if variance:
+            profile = Variance.from_seed(seed)
+            vary_world(world)
         with ExitStack() as stack:
-            server = stack.enter_context(SandboxServer(world, faults=faults))
+            server = stack.enter_context(SandboxServer(world, faults=faults, variance=profile))
             env = sandbox_environment(server, data_dir)
             stack.enter_context(environment(env))
             if webhooks:

@@ -67,12 +67,20 @@ def _sample_id(item: object, what: str) -> str:
 
 
 def _metadata_json(metadata: object, key: bytes) -> str | None:
-    if isinstance(metadata, Mapping) and set(metadata) == {
-        "metadata"
-    }:  # the sample-metadata endpoint's wrapper
-        metadata = metadata["metadata"]
     scrubbed = scrub_json(metadata, key)
     return None if scrubbed is None or scrubbed == {} else to_json(scrubbed)
+
+
+def _endpoint_metadata_json(payload: object, key: bytes) -> str:
+    """`sample-metadata/{id}`'s answer `{"metadata": <any JSON>}` as scrubbed JSON.
+
+    Only the `metadata` member is the sample's: fields the partner adds beside it are not (they once were
+    kept as if they were metadata). Empty metadata is "{}", not null, so a sample whose metadata was read
+    is told apart from one never read (the planner counts its details fetched by it).
+    """
+    if isinstance(payload, Mapping) and "metadata" in payload:
+        payload = payload["metadata"]
+    return _metadata_json(payload, key) or "{}"
 
 
 def _kit_row(item: Mapping[str, Any], sample_id: str, key: bytes, source: str) -> dict[str, Any]:
@@ -237,7 +245,7 @@ def transform_gencove_samples(
         seen.add(sample_id)
         kit = _kit_row(detail, sample_id, key, source)
         if sample_id in metadata_by_sample:
-            kit["metadata_json"] = _metadata_json(metadata_by_sample[sample_id], key)
+            kit["metadata_json"] = _endpoint_metadata_json(metadata_by_sample[sample_id], key)
         rows.add("kits", kit)
         _add_event(rows, sample_id, detail.get("last_status"), source, "sample_detail")
         if detail.get("files", _ABSENT) is _ABSENT:
@@ -263,7 +271,7 @@ def transform_gencove_samples(
                     "provider": PROVIDER,
                     "kit_id": sample_id,
                     "source": source,
-                    "metadata_json": _metadata_json(metadata, key),
+                    "metadata_json": _endpoint_metadata_json(metadata, key),
                 },
             )
     return rows.result()

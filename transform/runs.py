@@ -36,7 +36,8 @@ def transform_sync_run(summary: Mapping[str, Any], *, observed_at: datetime) -> 
     """A flow's run summary -> one sync_runs row.
 
     Expected keys: run_id, flow, provider ("biomesight" | "gencove" | "all", default "all"), started_at,
-    finished_at (optional), state, counts (mapping), parameters (mapping). Our own flows write the summary,
+    finished_at (optional), state, counts (mapping), parameters (mapping), complete (bool, optional) and
+    incomplete_reason (text, optional). Our own flows write the summary,
     so a malformed one is a bug and raises ValueError instead of being quarantined.
     """
     missing = [field for field in ("run_id", "flow", "started_at", "state") if not summary.get(field)]
@@ -53,6 +54,10 @@ def transform_sync_run(summary: Mapping[str, Any], *, observed_at: datetime) -> 
         "parameters_json": None
         if summary.get("parameters") is None
         else to_json(_without_secrets(summary["parameters"])),
+        "complete": summary["complete"] if isinstance(summary.get("complete"), bool) else None,
+        "incomplete_reason": None
+        if summary.get("incomplete_reason") is None
+        else str(summary["incomplete_reason"])[:1000],
         "observed_at": observed_at,
     }
     return TransformResult(tables={"sync_runs": build_table("sync_runs", [row])})

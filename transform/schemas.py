@@ -317,11 +317,16 @@ SYNC_RUNS = TableSpec(
         ("state", pa.string(), False),
         ("counts_json", pa.string()),
         ("parameters_json", pa.string()),
+        ("complete", pa.bool_()),
+        ("incomplete_reason", pa.string()),
         _OBSERVED_AT,
     ),
     primary_key=("run_id", "provider"),
-    description="A sync, load or backfill run per provider ('all' for both): when, outcome (completed, "
-    "failed, interrupted), counts.",
+    description=(
+        "A sync, load or backfill run per provider ('all' for both): when, outcome (completed, failed, "
+        "interrupted), counts, and whether it can prove it read everything it set out to (complete; if not, "
+        "incomplete_reason says what not)."
+    ),
     merge="current",
 )
 

@@ -22,6 +22,7 @@ from warehouse.duck import connect_readonly, quote_ident
 # The planner reads these tables; before the first load they do not exist and the plan is empty.
 _REQUIRED_TABLES = (
     "kits",
+    "sync_runs",
     "status_events",
     "status_map",
     "results",
@@ -160,6 +161,16 @@ def biomesight_plan(db_path: str | os.PathLike[str], *, with_pdf: bool = False) 
     return plan
 
 
+# Where a project's listing resumes: the newest `modified` its keyset listings handed out, as the runs
+# recorded it (sync_runs counts: listed_through). Not the newest `modified` in kits: a sample's details, a
+# webhook's re-query or a backfill's creation window show newer values of samples the listing never reached,
+# and resuming past them skipped every sample changed in between. Warehouses from before this record fall
+# back to kits, once.
+_GENCOVE_LISTED = """
+SELECT max(CAST(json_extract_string(counts_json, $path) AS TIMESTAMPTZ)) FROM sync_runs
+WHERE provider = 'gencove' AND counts_json IS NOT NULL
+"""
+
 _GENCOVE_CURSORS = """
 SELECT project_id, max(modified_at) FROM kits
 WHERE provider = 'gencove' AND project_id IS NOT NULL AND modified_at IS NOT NULL
@@ -206,9 +217,14 @@ def gencove_plan(db_path: str | os.PathLike[str], project_ids: Iterable[str]) ->
     if connection is None:
         return plan
     with connection:
+        for project_id in sorted(projects):
+            path = '$.listed_through."' + project_id.replace('"', "") + '"'
+            [(listed,)] = connection.execute(_GENCOVE_LISTED, {"path": path}).fetchall()
+            if listed is not None:
+                plan.cursors[project_id] = listed
         for project_id, modified in connection.execute(_GENCOVE_CURSORS).fetchall():
             if project_id in projects:
-                plan.cursors[project_id] = modified
+                plan.cursors.setdefault(project_id, modified)
         final = {status for _, status in connection.execute(_FINAL_STATUSES, ["gencove"]).fetchall()}
         # A sample last seen in an undocumented status is never final, so it is asked about again by id: the
         # listing only shows it again once its `modified` moves, which a status Gencove renamed may never do.

@@ -194,3 +194,19 @@ async def test_async_client_over_both_transports(server: SandboxServer, use_aioh
         first = await client.get_sample(listed[0]["id"])
     assert {item["id"] for item in listed} == expected
     assert first["id"] == listed[0]["id"]
+
+
+def test_a_sandbox_capping_pages_below_the_limit_asked_is_listed_completely(
+    variance_sandbox: SandboxServer,
+) -> None:
+    """Under the variance profile the sandbox serves at most a handful of samples a page whatever `limit`
+    asks (200): the keyset listing must still reach every sample, ending only on `meta.next` null."""
+    variance = variance_sandbox.state.variance
+    assert variance is not None
+    with GencoveClient(variance_sandbox.base_url, GENCOVE_API_KEY, backoff=NO_WAIT, timeout=10) as gencove:
+        pages = list(gencove.iter_changed_sample_pages(PROJECT))
+    expected = {sample.sample_id for sample in project_samples(variance_sandbox.world)}
+    cap = variance.caps["gencove.project_samples"]
+    assert len(expected) > 3 * cap
+    assert {item["id"] for page in pages for item in page} == expected
+    assert max(len(page) for page in pages) <= cap

@@ -27,7 +27,7 @@ from tests.warehouse.tables import (
 from transform.schemas import TableSpec
 from warehouse import lake
 from warehouse.duck import query
-from warehouse.migrate import MIGRATIONS_DIR, MigrationError, SchemaDriftError
+from warehouse.migrate import MIGRATIONS_DIR, MigrationError, SchemaDriftError, discover_migrations
 
 DAY = date(2026, 11, 22)
 
@@ -220,25 +220,29 @@ def test_a_retyped_column_needs_a_migration(tmp_path: Path) -> None:
 def test_sql_migrations_apply_once_in_order(tmp_path: Path) -> None:
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations)
-    (migrations / "002_cohort_labels.sql").write_text(
+    shipped = [f"migration {m.label}" for m in discover_migrations(MIGRATIONS_DIR)]
+    labels, table = len(shipped) + 1, len(shipped) + 2  # the next two free version numbers
+    (migrations / f"{labels:03d}_cohort_labels.sql").write_text(
         "CREATE TABLE cohort_labels (cohort VARCHAR, label VARCHAR);"
     )
-    (migrations / "003_default_label.sql").write_text("INSERT INTO cohort_labels VALUES ('all', 'Everyone');")
+    (migrations / f"{table:03d}_default_label.sql").write_text(
+        "INSERT INTO cohort_labels VALUES ('all', 'Everyone');"
+    )
 
     first = load_lake(tmp_path, migrations_dir=migrations)
     second = load_lake(tmp_path, migrations_dir=migrations)
 
     assert [c for c in first.schema_changes if c.startswith("migration")] == [
-        "migration 001_loaded_files",
-        "migration 002_cohort_labels",
-        "migration 003_default_label",
+        *shipped,
+        f"migration {labels:03d}_cohort_labels",
+        f"migration {table:03d}_default_label",
     ]
     assert second.schema_changes == ()
     assert query(db_of(tmp_path), "SELECT * FROM cohort_labels").to_pylist() == [
         {"cohort": "all", "label": "Everyone"}
     ]
     versions = query(db_of(tmp_path), "SELECT version FROM schema_migrations ORDER BY version")
-    assert versions.column("version").to_pylist() == [1, 2, 3]
+    assert versions.column("version").to_pylist() == list(range(1, table + 1))
 
     (migrations / "4_badly_named.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNN_name"):
@@ -327,3 +331,28 @@ def test_writer_is_rebuilt_from_the_published_snapshot_when_lost(tmp_path: Path)
 
     assert report.files_merged == 1
     assert [row["kit_id"] for row in table_rows(db_of(tmp_path), "kit_state")] == ["k1", "k2"]
+
+
+def test_runs_recorded_before_completeness_was_read_stay_unknown(tmp_path: Path) -> None:
+    """A warehouse from before `sync_runs.complete`: the migration adds the columns, and its old runs hold
+    NULL (unknown: those runs ended listings on short pages), never a made-up True."""
+    import duckdb
+
+    from transform.schemas import SYNC_RUNS
+    from warehouse.migrate import migrate
+
+    connection = duckdb.connect(str(tmp_path / "old.duckdb"))
+    connection.execute(
+        "CREATE TABLE sync_runs (run_id VARCHAR NOT NULL, flow VARCHAR NOT NULL, provider VARCHAR NOT NULL, "
+        "started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, state VARCHAR NOT NULL, "
+        "counts_json VARCHAR, parameters_json VARCHAR, observed_at TIMESTAMPTZ NOT NULL)"
+    )
+    connection.execute(
+        "INSERT INTO sync_runs VALUES "
+        "('r1', 'sync-gencove', 'gencove', now(), now(), 'completed', '{}', '{}', now())"
+    )
+    changes = migrate(connection, {"sync_runs": SYNC_RUNS}, views_dir=tmp_path / "no-views")
+    assert "migration 002_sync_runs_complete" in changes
+    rows = connection.execute("SELECT run_id, complete, incomplete_reason FROM sync_runs").fetchall()
+    assert rows == [("r1", None, None)]
+    connection.close()

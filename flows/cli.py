@@ -22,6 +22,12 @@ PROVIDERS = ("all", "biomesight", "gencove")
 # Offline and quiet by default: Prefect's telemetry off unless the user turned it on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Without PREFECT_API_URL, Prefect starts a temporary server for the run and gives it 20 s to answer. Its
+# first start in a new home creates and migrates its database: ~20 s on 2 quiet cores, a minute or more on a
+# busy machine, so a new user's first command died with "Timed out while attempting to connect to ephemeral
+# Prefect API server". A slow start is not a failure: wait up to 4 minutes (set before Prefect is imported,
+# which reads it once; the user's own value wins). tests/flows/test_first_run.py runs that first command.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
 
 
 class UsageError(Exception):

@@ -212,9 +212,13 @@ def _scheduler_created_runs(
         runs = _scheduled_runs(server, deployment_ids, created_since)
         return runs if all(runs.values()) else None
 
+    def healthy() -> str | None:
+        problems = server.problem_lines()
+        return "the server logged:\n" + "\n".join(problems[:5]) if problems else server.problem()
+
     # The scheduler loops every few seconds; 90 s is many loops even on a busy 2-core machine.
     return _wait_for(
-        "scheduled runs of both hourly deployments", every_hourly_deployment_has_runs, 90, server.problem
+        "scheduled runs of both hourly deployments", every_hourly_deployment_has_runs, 90, healthy
     )
 
 

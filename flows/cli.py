@@ -235,8 +235,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
 TEMPORARY_SERVER_HINT = (
-    "kitsync: no PREFECT_API_URL, so Prefect starts a temporary server for this command (5-20 s, and the run "
-    "is not kept). Keep one running instead: `prefect server start`, then "
+    "kitsync: no PREFECT_API_URL, so Prefect starts a temporary server for this command (5-20 s each time, "
+    "no UI to follow the run). Keep one running instead: `prefect server start`, then "
     f"`prefect config set PREFECT_API_URL={LOCAL_PREFECT_API}` (README: Running on a schedule)"
 )
 

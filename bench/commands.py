@@ -160,7 +160,7 @@ def main() -> None:
             warm_home = work / "warm-home"
             warm_home.mkdir()
             # Not timed: the first sync fills the warehouse and the warm home's Prefect database, given time
-            # for Prefect's first start in this home (at Prefect's default 20 s it may time out on a busy machine:
+            # for Prefect's first start in this home (at Prefect's default 20 s it may time out when busy:
             # the cold column shows whether it does for the code measured).
             prime = _base_environment(
                 HOME=str(warm_home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="600", **kitsync_env

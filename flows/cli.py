@@ -23,6 +23,12 @@ RUN_COMMANDS = frozenset({"demo", "sync", "load", "backfill", "track"})  # those
 # Offline and quiet by default: Prefect's telemetry off unless the user turned it on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Without PREFECT_API_URL, Prefect starts a temporary server for the run and gives it 20 s to answer. Its
+# first start in a new home creates and migrates its database: ~20 s on 2 quiet cores, a minute or more on a
+# busy machine, so a new user's first command died with "Timed out while attempting to connect to ephemeral
+# Prefect API server". A slow start is not a failure: wait up to 4 minutes (set before Prefect is imported,
+# which reads it once; the user's own value wins). tests/flows/test_first_run.py runs that first command.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
 
 
 class UsageError(Exception):
@@ -90,6 +96,7 @@ def _sandbox_serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
+    _hint_at_temporary_server()
     return run_demo(seed=args.seed, kits=args.kits, rounds=args.rounds, step_hours=args.step_hours)
 
 
@@ -107,6 +114,7 @@ def _data_dir(settings: Any) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     _data_dir(_settings())
+    _hint_at_temporary_server()
     from flows.outcomes import RunCannotWork
 
     runs: list[Callable[[], Any]] = []
@@ -139,6 +147,7 @@ def _load(args: argparse.Namespace) -> int:
     _data_dir(_settings())
     from flows.load import load_warehouse
 
+    _hint_at_temporary_server()
     summary = asyncio.run(load_warehouse(compact=args.compact))
     _print_summary(summary)
     print(f"  files loaded: {summary.get('files_loaded', 0)}, rows loaded: {summary.get('rows_loaded', 0)}")
@@ -155,6 +164,7 @@ def _backfill(args: argparse.Namespace) -> int:
         )
     except BackfillError as error:
         raise UsageError(str(error)) from None
+    _hint_at_temporary_server()
     kits = (
         KitIds(kit_ids=args.kit)
         if args.kit
@@ -205,6 +215,7 @@ def _track_import(args: argparse.Namespace) -> int:
         check_export(args.file)
     except ExportFormatError as error:
         raise UsageError(str(error)) from None
+    _hint_at_temporary_server()
     summary = asyncio.run(track_import(str(Path(args.file).absolute())))
     _print_summary(summary)
     return 0
@@ -225,10 +236,48 @@ def _webhooks_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if _prefect_api_url() is None:
+        # Prefect's temporary server runs no scheduler service: the deployments would register and never fire.
+        raise UsageError(
+            "schedules need a Prefect server, whose scheduler creates the runs (Prefect's temporary server "
+            f"has none): start one with `prefect server start` and set PREFECT_API_URL={LOCAL_PREFECT_API}"
+        )
     from flows.deployments import serve_all
 
-    serve_all(_settings())
+    serve_all(settings)
     return 0
+
+
+# --- Prefect's server ---------------------------------------------------------------------------------------
+
+LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"
+TEMPORARY_SERVER_HINT = (
+    "kitsync: no PREFECT_API_URL, so Prefect starts a temporary server for this command (5-20 s each time, "
+    "no UI to follow the run). Keep one running instead: `prefect server start`, then "
+    f"`prefect config set PREFECT_API_URL={LOCAL_PREFECT_API}` (README: Running on a schedule)"
+)
+
+
+def _prefect_api_url() -> str | None:
+    """The Prefect API the flows will use (environment or Prefect profile), None for its temporary server."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def temporary_server_hint(interactive: bool, api_url: str | None) -> str | None:
+    """The one line a person at a terminal gets when a command is about to start Prefect's temporary server;
+    none under a scheduler, in a pipe or in CI (where it would only repeat in every log)."""
+    return TEMPORARY_SERVER_HINT if interactive and api_url is None else None
+
+
+def _hint_at_temporary_server() -> None:
+    if not sys.stderr.isatty():  # decided before importing Prefect's settings
+        return
+    hint = temporary_server_hint(True, _prefect_api_url())
+    if hint:
+        print(hint, file=sys.stderr)
 
 
 # --- the parser ---------------------------------------------------------------------------------------------

@@ -43,6 +43,13 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 HOURLY = ("sync-gencove-hourly", "sync-biomesight-hourly")
 # What a healthy server never logs; the scheduler's failure was an ERROR line with a traceback each loop.
 SERVER_PROBLEM = re.compile(r"Traceback|InvalidRequestError|bulk DML|\bERROR\b|\bCRITICAL\b")
+# A log record starts with Prefect's time stamp; its traceback lines follow it.
+LOG_RECORD_START = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \|", re.MULTILINE)
+# SQLite's own lock timeout: Prefect's SQLite-backed server answers a burst of writes with it on a busy
+# 2-core machine (MEASURED.md: "SQLite busy"), retries, and carries on. It is the database's limit under load,
+# not the scheduler failing; any other error, and any lock error in the scheduler's own service, still counts.
+SQLITE_BUSY = "sqlite3.OperationalError: database is locked"
+SCHEDULER = re.compile(r"schedul", re.IGNORECASE)
 T = TypeVar("T")
 
 
@@ -98,8 +105,15 @@ class PrefectServer:
         return self.log.read_text(errors="replace")[-4000:]
 
     def problem_lines(self) -> list[str]:
+        """The first line of each log record reporting a problem (SQLITE_BUSY says which one is not)."""
+        text = self.log.read_text(errors="replace")
+        starts = [m.start() for m in LOG_RECORD_START.finditer(text)]
+        records = [text[a:b] for a, b in zip([0, *starts], [*starts, len(text)], strict=True)]
         return [
-            line for line in self.log.read_text(errors="replace").splitlines() if SERVER_PROBLEM.search(line)
+            record.splitlines()[0] if record.strip() else record
+            for record in records
+            if SERVER_PROBLEM.search(record)
+            and not (SQLITE_BUSY in record and not SCHEDULER.search(record.split("\n", 1)[0]))
         ]
 
     def post(self, path: str, body: dict[str, Any]) -> Any:

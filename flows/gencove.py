@@ -149,18 +149,19 @@ async def _collect(items: AsyncIterator[Any]) -> list[Any]:
 
 
 async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
-    """Everything kitsync keeps about one final sample; results only for succeeded ones."""
+    """Everything kitsync keeps about one final sample: its quality controls whatever the outcome (a failed-QC
+    sample's checks say why it failed), trait scores and ancestry only for succeeded ones."""
     sample = await client.get_sample(sample_id)
-    metadata, statuses = await asyncio.gather(
-        client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
+    metadata, statuses, qc = await asyncio.gather(
+        client.get_sample_metadata(sample_id),
+        _collect(client.iter_sample_statuses(sample_id)),
+        client.get_quality_controls(sample_id),
     )
-    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses}
+    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses, "qc": qc}
     status, _ = _status_of(sample)
     if status == SUCCEEDED:
-        bundle["qc"], bundle["traits"], bundle["ancestry"] = await asyncio.gather(
-            client.get_quality_controls(sample_id),
-            _collect(client.iter_trait_scores(sample_id)),
-            client.get_ancestry(sample_id),
+        bundle["traits"], bundle["ancestry"] = await asyncio.gather(
+            _collect(client.iter_trait_scores(sample_id)), client.get_ancestry(sample_id)
         )
     return bundle
 

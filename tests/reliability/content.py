@@ -41,7 +41,7 @@ Key = tuple[Any, ...]
 Row = dict[str, Any]
 
 # Each compared table: its key columns (the partner's identifiers) and the columns compared by value.
-# Keys are the partner's own ids (order, kit, sample, file, population...), so no pseudonym is needed to match.
+# Keys are the partner's own ids (order, kit, sample, file, population...): no pseudonym is needed to match.
 COMPARED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "orders": (("provider", "order_id"), ("country_code", "purchased_at", "purchase_date")),
     "order_items": (("provider", "order_id", "position"), ("product_sku", "product_name", "quantity")),
@@ -134,7 +134,7 @@ class ContentReport:
         return self.count("missing") + self.count("mismatched")
 
     def without(self, ignore: Callable[[str, Key], bool]) -> ContentReport:
-        """The same report with some unexpected rows set aside (e.g. statuses a fault made the partner say)."""
+        """The report with some unexpected rows set aside (e.g. statuses a fault made the partner say)."""
         tables = {}
         for name, table in self.tables.items():
             kept = [key for key in table.unexpected if not ignore(name, key)]
@@ -146,7 +146,8 @@ class ContentReport:
 
     def summary(self) -> str:
         lines = [
-            f"{self.count('expected')} rows expected in {len(self.tables)} tables, {self.count('actual')} held; "
+            f"{self.count('expected')} rows expected in {len(self.tables)} tables, "
+            f"{self.count('actual')} held; "
             f"{self.count('missing')} missing, {self.count('unexpected')} unexpected, "
             f"{self.count('mismatched')} mismatched"
         ]
@@ -174,7 +175,7 @@ def _seconds(moment: datetime) -> datetime:
 
 
 def _status_row(
-    provider: str, entity: str, entity_id: str, status: str, at: datetime, description: str | None
+    provider: str, entity: str, entity_id: str, status: str, at: datetime, *, description: str | None
 ) -> tuple[Key, Row]:
     mapping = {"biomesight": BIOMESIGHT_KIT if entity == "kit" else BIOMESIGHT_ORDER, "gencove": GENCOVE}
     if provider == "biomesight" and entity == "kit" and status == SAMPLE_COLLECTED:
@@ -215,13 +216,18 @@ def _orders(
         events = expected["status_events"]
         # The export's purchase, and "Pending" at the purchase time until the first change: one event.
         key, row = _status_row(
-            "biomesight", "order", order.order_id, "Pending", _seconds(order.purchase_date), None
+            "biomesight", "order", order.order_id, "Pending", _seconds(order.purchase_date), description=None
         )
         events[key] = row
         for change in _biomesight_seen(order.timeline, polls, pushed):
             description = change.description or ORDER_STATUS_DESCRIPTIONS.get(change.status, "")
             key, row = _status_row(
-                "biomesight", "order", order.order_id, change.status, _seconds(change.at), description
+                "biomesight",
+                "order",
+                order.order_id,
+                change.status,
+                _seconds(change.at),
+                description=description,
             )
             events[key] = row
 
@@ -255,12 +261,14 @@ def _kits(world: World, polls: Sequence[datetime], pushed: bool, expected: dict[
         events = expected["status_events"]
         if kit.sample_date is not None:
             midnight = datetime.combine(kit.sample_date, time(), tzinfo=UTC)
-            key, row = _status_row("biomesight", "kit", kit.kit_id, SAMPLE_COLLECTED, midnight, None)
+            key, row = _status_row(
+                "biomesight", "kit", kit.kit_id, SAMPLE_COLLECTED, midnight, description=None
+            )
             events[key] = row
         for change in _biomesight_seen(kit.timeline, polls, pushed):
             description = change.description or KIT_STATUS_DESCRIPTIONS.get(change.status, "")
             key, row = _status_row(
-                "biomesight", "kit", kit.kit_id, change.status, _seconds(change.at), description
+                "biomesight", "kit", kit.kit_id, change.status, _seconds(change.at), description=description
             )
             events[key] = row
         if kit.result is not None and kit.results_ready_at is not None and kit.results_ready_at <= last:
@@ -344,10 +352,14 @@ def _sample(sample: GencoveSample, polls: Sequence[datetime], expected: dict[str
             seen |= {(s["status"], s["created"]): s["note"] for s in status_history(sample, moment)}
     for (status, created), note in seen.items():
         at = datetime.fromisoformat(created)
-        key, row = _status_row("gencove", "kit", sample.sample_id, status, at, note)
+        key, row = _status_row("gencove", "kit", sample.sample_id, status, at, description=note)
         expected["status_events"][key] = row
-    if not final:
-        return
+    if final:
+        _sample_results(sample, current_status(sample, last) == "succeeded", expected)
+
+
+def _sample_results(sample: GencoveSample, succeeded: bool, expected: dict[str, dict[Key, Row]]) -> None:
+    """A final sample's deliverables and QC; a succeeded one's trait scores and ancestry too."""
     kit = ("gencove", sample.sample_id)
     for file in sample.files:
         expected["deliverables"][(*kit, file.file_id)] = {
@@ -364,7 +376,7 @@ def _sample(sample: GencoveSample, polls: Sequence[datetime], expected: dict[str
             "value_string": _text(values["value_string"]),
             "status": values["status"],
         }
-    if current_status(sample, last) != "succeeded":
+    if not succeeded:
         return
     for trait in sample.trait_scores:
         expected["trait_scores"][(*kit, trait["trait"]["key"])] = {
@@ -425,7 +437,7 @@ def actual_rows(db: Path) -> tuple[dict[str, dict[Key, Row]], dict[str, int]]:
     return rows, counts
 
 
-def _same(column: str, want: Any, have: Any) -> bool:  # noqa: PLR0911 - one return per kind of value
+def _same(column: str, want: Any, have: Any) -> bool:
     if column in JSON_COLUMNS and have is not None:
         have = json.loads(have)
         if column == "metadata_json" and isinstance(have, dict):

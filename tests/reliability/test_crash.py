@@ -3,8 +3,9 @@
 A data directory holding the platform's export (what every sync starts from) is copied for each case. The
 reference is an uninterrupted sync of a copy. Each crash case runs `kitsync sync` as a process, SIGKILLs it at
 one point (`KITSYNC_CRASH_AT`, see warehouse/crash.py, or from outside once the sandbox has answered a number
-of requests), then runs a normal sync; the warehouse must then hold exactly the reference's rows, and the lake
-the reference's distinct rows (a batch landed twice is the same content). Two syncs started at once, with an
+of requests), then runs a normal sync; the warehouse must then hold exactly the reference's rows, reconcile
+row by row with the sandbox's ground truth (tests/reliability/content.py), and the lake hold the reference's
+distinct rows (a batch landed twice is the same content). Two syncs started at once, with an
 analyst reading all along, must end the same way.
 """
 
@@ -29,7 +30,14 @@ from sandbox.server import SandboxServer
 from sandbox.world import generate_world
 from tests.reliability.conftest import FAST_RETRIES
 from tests.reliability.figures import FIGURES
-from tests.reliability.reconcile import contents, duplicates, lake_contents, reconcile
+from tests.reliability.reconcile import (
+    contents,
+    duplicates,
+    lake_contents,
+    reconcile,
+    reconcile_content,
+    record_figures,
+)
 from warehouse.crash import CRASH_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,18 +91,18 @@ def bench(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         summaries = bench.sync(bench.reference)
         assert {s["state"] for s in summaries} == {"completed"}
         assert reconcile(bench.reference / WAREHOUSE, world, server.clock.now()).complete
+        reference = reconcile_content(world, bench.reference / WAREHOUSE)
+        assert reference.exact, reference.summary()
         yield bench
 
 
 def _assert_like_reference(bench: Bench, data_dir: Path) -> None:
     found = duplicates(data_dir / WAREHOUSE)
-    FIGURES.add("duplicates", sum(found.values()))
+    content = reconcile_content(bench.server.world, data_dir / WAREHOUSE)
+    record_figures(content, found)
     assert not found
+    assert content.exact, content.summary()
     expected, actual = contents(bench.reference / WAREHOUSE), contents(data_dir / WAREHOUSE)
-    lost = sum(
-        len({repr(r) for r in rows} - {repr(r) for r in actual[name]}) for name, rows in expected.items()
-    )
-    FIGURES.add("rows_lost", lost)
     differing = [name for name in expected if expected[name] != actual[name]]
     assert not differing, {name: (len(expected[name]), len(actual[name])) for name in differing}
     expected_lake, actual_lake = lake_contents(bench.reference), lake_contents(data_dir)

@@ -110,6 +110,11 @@ class TableReport:
     def exact(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
+    @property
+    def wrong(self) -> list[tuple[Key, str, Any, Any]]:
+        """Mismatches holding a value other than the partner's (not merely a value not yet fetched)."""
+        return [m for m in self.mismatched if m[3] is not None]
+
 
 @dataclass
 class ContentReport:
@@ -122,7 +127,7 @@ class ContentReport:
         return all(t.exact for t in self.tables.values())
 
     def count(self, what: str) -> int:
-        """Rows `expected`, `actual`, `missing`, `unexpected` or `mismatched`, summed over the tables."""
+        """Rows `expected`, `actual`, `missing`, `unexpected`, `mismatched` or `wrong`, summed over tables."""
         return sum(
             getattr(t, what) if isinstance(getattr(t, what), int) else len(getattr(t, what))
             for t in self.tables.values()

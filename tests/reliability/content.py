@@ -161,7 +161,7 @@ class ContentReport:
                 continue
             lines.append(
                 f"  {name}: expected {t.expected}, held {t.actual}; missing {t.missing[:3]} "
-                f"unexpected {t.unexpected[:3]} mismatched {t.mismatched[:3]}"
+                f"unexpected {t.unexpected[:3]} mismatched {t.mismatched[:3]} wrong {t.wrong[:3]}"
             )
         return "\n".join(lines)
 

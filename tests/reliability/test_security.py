@@ -65,6 +65,11 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root.addHandler(handler)
     previous = root.level
     root.setLevel(logging.DEBUG)
+    # Run logs down to INFO reach the Prefect API whatever PREFECT_LOGGING_LEVEL says (`make test` sets
+    # WARNING): they are searched too, and there are enough of them for the scan to need several pages.
+    prefect = logging.getLogger("prefect")
+    prefect_level = prefect.level
+    prefect.setLevel(logging.INFO)
     try:
         with environment({"KITSYNC_PSEUDONYM_KEY": PSEUDONYM_KEY, **FAST_RETRIES}):
             data_dir = tmp_path_factory.mktemp("secrets") / "data"
@@ -86,6 +91,7 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        prefect.setLevel(prefect_level)
 
 
 class _Collect(logging.Handler):

@@ -65,11 +65,6 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root.addHandler(handler)
     previous = root.level
     root.setLevel(logging.DEBUG)
-    # Run logs down to INFO reach the Prefect API whatever PREFECT_LOGGING_LEVEL says (`make test` sets
-    # WARNING): they are searched too, and there are enough of them for the scan to need several pages.
-    prefect = logging.getLogger("prefect")
-    prefect_level = prefect.level
-    prefect.setLevel(logging.INFO)
     try:
         with environment({"KITSYNC_PSEUDONYM_KEY": PSEUDONYM_KEY, **FAST_RETRIES}):
             data_dir = tmp_path_factory.mktemp("secrets") / "data"
@@ -91,7 +86,6 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
-        prefect.setLevel(prefect_level)
 
 
 class _Collect(logging.Handler):
@@ -131,9 +125,11 @@ def _warehouse_text(path: Path) -> str:
         connection.close()
 
 
-# Small pages, so that reading everything needs several (the API's default page is 200, oldest first; the
-# runs under test log a few dozen lines at INFO).
+# Small pages, so that reading everything needs several (the API's default page is 200, oldest first). How
+# many lines the runs log depends on PREFECT_LOGGING_LEVEL (`make test` sets WARNING: often none), so the
+# paging test adds MARKERS lines of its own to the newest run, timestamped last: the last pages hold them.
 PAGE = 5
+MARKERS = 2 * PAGE + 1
 
 
 @dataclass
@@ -196,24 +192,56 @@ async def _prefect_records(window: tuple[datetime, datetime]) -> tuple[PrefectRe
                     "POST", "/artifacts/count", json={"artifacts": artifact_filter.model_dump(mode="json")}
                 )
             ).json(),
-            "oldest log": (await client.read_logs(log_filter, limit=1, sort=LogSort.TIMESTAMP_ASC))[0].id,
-            "newest log": (await client.read_logs(log_filter, limit=1, sort=LogSort.TIMESTAMP_DESC))[0].id,
+            "oldest log": [
+                log.id for log in await client.read_logs(log_filter, 1, sort=LogSort.TIMESTAMP_ASC)
+            ],
+            "newest log": [
+                log.id for log in await client.read_logs(log_filter, 1, sort=LogSort.TIMESTAMP_DESC)
+            ],
         }
     pages = {"runs": run_pages, "logs": log_pages, "artifacts": artifact_pages}
     return PrefectRecords(runs, logs, artifacts, pages), server
 
 
+async def _add_markers(window: tuple[datetime, datetime]) -> set[str]:
+    """MARKERS log lines of the newest run under test, newer than any of its own (their texts returned)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import LogCreate
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        started = FlowRunFilterStartTime(after_=window[0], before_=window[1])
+        [newest] = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(start_time=started), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
+        now = datetime.now(UTC)
+        texts = [f"secret-scan marker {n} of {MARKERS}" for n in range(MARKERS)]
+        await client.create_logs(
+            [
+                LogCreate(
+                    name="tests.security", level=logging.INFO, message=t, timestamp=now, flow_run_id=newest.id
+                )
+                for t in texts
+            ]
+        )
+    return set(texts)
+
+
 def test_the_secret_scan_reads_every_log_and_artifact_of_the_runs_under_test(written: Written) -> None:
     """All pages, and only the runs under test: each sync recorded in sync_runs is among them; the server's
     own count of their artifacts, and its oldest and newest log of them, agree with what the pages held."""
+    markers = asyncio.run(_add_markers(written.window))
     records, server = asyncio.run(_prefect_records(written.window))
     read_ids = {log.id for log in records.logs}
     synced_runs = {UUID(r[0]) for r in written.synced.rows("SELECT DISTINCT run_id FROM sync_runs")}
 
     assert synced_runs <= {run.id for run in records.runs}
+    assert server["newest log"], "the runs under test left no log to search"
     assert len(read_ids) == len(records.logs)  # no log read twice (the order held still while paging)
     assert records.pages["logs"] > 1, (records.pages, len(records.logs))  # paging really happened
-    assert {server["oldest log"], server["newest log"]} <= read_ids
+    assert markers <= {log.message for log in records.logs}  # the newest lines, on the last pages
+    assert {*server["oldest log"], *server["newest log"]} <= read_ids
     assert len(records.artifacts) == server["artifacts"] > 0
     assert {log.flow_run_id for log in records.logs} <= {run.id for run in records.runs}
 

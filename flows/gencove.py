@@ -145,8 +145,8 @@ async def list_project(
 
 
 class DetailNotFinalError(Exception):
-    """A sample the listing showed final whose `samples/{id}` shows another status: its status is kept (as a
-    listing item's would be), its details and results are asked for again on the next run."""
+    """A sample asked for as final whose `samples/{id}` shows another status: the status is kept (as a listing
+    item's would be), its details and results are asked for again on the next run."""
 
     def __init__(self, status: object, sample: Mapping[str, Any]) -> None:
         super().__init__(f"samples/{{id}} shows status {status!r}, not a final one: asked again next run")
@@ -169,8 +169,9 @@ async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str
     sample = await client.get_sample(sample_id)
     status, _ = _status_of(sample)
     if not (isinstance(status, str) and is_final(PROVIDER, status)):
-        # The listing called it final; its detail does not (an undocumented or earlier status). Landing the
-        # detail would mark the sample fetched without the results its final status brings: ask again later.
+        # Not final in its own detail (a webhook or the listing ran ahead of it, or an undocumented status):
+        # landing the detail now would mark the sample fetched without what its final status brings (results,
+        # QC, deliverables, the whole history), and it would never be asked again. Ask again next run.
         raise DetailNotFinalError(status, sample)
     metadata, statuses, qc = await asyncio.gather(
         client.get_sample_metadata(sample_id),

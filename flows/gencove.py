@@ -30,7 +30,6 @@ from flows.webhooks import consume_gencove_events, pending_gencove_samples
 from transform import (
     concat_results,
     is_final,
-    to_stage,
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
@@ -160,31 +159,45 @@ async def list_project(
     return tally, final
 
 
+class DetailNotFinalError(Exception):
+    """A sample asked for as final whose `samples/{id}` shows another status: the status is kept (as a listing
+    item's would be), its details and results are asked for again on the next run."""
+
+    def __init__(self, status: object, sample: Mapping[str, Any]) -> None:
+        super().__init__(f"samples/{{id}} shows status {status!r}, not a final one: asked again next run")
+        self.status = status
+        self.sample = sample
+
+
+def _as_list_item(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A sample detail as the listing item it extends (without files or metadata: not details fetched)."""
+    return {k: v for k, v in sample.items() if k not in ("files", "metadata", "project")}
+
+
 async def _collect(items: AsyncIterator[Any]) -> list[Any]:
     return [item async for item in items]
 
 
-def _failed_qc(status: object) -> bool:
-    return isinstance(status, str) and to_stage(PROVIDER, status)[1] == "failed_qc"
-
-
 async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str, Any]:
-    """Everything kitsync keeps about one final sample; results only for succeeded ones, and the quality
-    controls of a sample that failed them too (its QC says why: no QC is never assumed from a status)."""
+    """Everything kitsync keeps about one final sample: its quality controls whatever the outcome (a failed-QC
+    sample's checks say why it failed), trait scores and ancestry only for succeeded ones."""
     sample = await client.get_sample(sample_id)
-    metadata, statuses = await asyncio.gather(
-        client.get_sample_metadata(sample_id), _collect(client.iter_sample_statuses(sample_id))
-    )
-    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses}
     status, _ = _status_of(sample)
+    if not (isinstance(status, str) and is_final(PROVIDER, status)):
+        # Not final in its own detail (a webhook or the listing ran ahead of it, or an undocumented status):
+        # landing the detail now would mark the sample fetched without what its final status brings (results,
+        # QC, deliverables, the whole history), and it would never be asked again. Ask again next run.
+        raise DetailNotFinalError(status, sample)
+    metadata, statuses, qc = await asyncio.gather(
+        client.get_sample_metadata(sample_id),
+        _collect(client.iter_sample_statuses(sample_id)),
+        client.get_quality_controls(sample_id),
+    )
+    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses, "qc": qc}
     if status == SUCCEEDED:
-        bundle["qc"], bundle["traits"], bundle["ancestry"] = await asyncio.gather(
-            client.get_quality_controls(sample_id),
-            _collect(client.iter_trait_scores(sample_id)),
-            client.get_ancestry(sample_id),
+        bundle["traits"], bundle["ancestry"] = await asyncio.gather(
+            _collect(client.iter_trait_scores(sample_id)), client.get_ancestry(sample_id)
         )
-    elif _failed_qc(status):
-        bundle["qc"] = await client.get_quality_controls(sample_id)
     return bundle
 
 
@@ -227,8 +240,12 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
     async with async_gencove_client(settings) as client:
         (answers,) = await fetch_each((sample_ids, lambda sample_id: _sample_bundle(client, sample_id)))
     bundles: dict[str, dict[str, Any]] = {}
+    not_final: dict[str, list[Mapping[str, Any]]] = {}
     for sample_id, answer in zip(sample_ids, answers, strict=True):
-        if isinstance(answer, BaseException):
+        if isinstance(answer, DetailNotFinalError):
+            tally.deferred[f"sample: not final in its detail ({answer.status})"] += 1
+            not_final.setdefault(str(answer.sample.get("project")), []).append(answer.sample)
+        elif isinstance(answer, BaseException):
             failure = record_failure(
                 answer, provider=PROVIDER, entity="kit", entity_id=sample_id, endpoint="sample", tally=tally
             )
@@ -238,11 +255,22 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
             bundles[sample_id] = answer
     observed_at = datetime.now(UTC)
     raw = [RawResponse(PROVIDER, SAMPLE_BUNDLE, sample_id, bundle) for sample_id, bundle in bundles.items()]
+    key = pseudonym_key(settings)
     result = concat_results(
         (
-            bundle_tables(bundles, key=pseudonym_key(settings), source=source, observed_at=observed_at),
+            bundle_tables(bundles, key=key, source=source, observed_at=observed_at),
             transform_raw_responses(raw, observed_at=observed_at),
             transform_fetch_failures(failures, observed_at=observed_at),
+            *(
+                listing_tables(
+                    [_as_list_item(item) for item in items],
+                    project_id=project_id,
+                    key=key,
+                    source=source,
+                    observed_at=observed_at,
+                )
+                for project_id, items in not_final.items()
+            ),
         )
     )
     tally.results_fetched += len(bundles)

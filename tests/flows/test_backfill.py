@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,22 +104,72 @@ def test_without_refetch_a_backfill_fetches_only_missing_results(backfilled: Syn
     assert requests(backfilled.server.request_counts(), "biomesight.results") == 0
 
 
+def _land_raw_results(synced: SyncedWorld, kit_id: str, body: dict[str, object]) -> None:
+    """A newer stored `results.json` response for one kit, landed as the sync lands raw responses."""
+    from flows.biomesight import RESULTS_JSON
+    from flows.runs import land_result
+    from flows.settings import Settings
+    from flows.tally import RunTally
+    from transform.raw import RawResponse, transform_raw_responses
+
+    raw = transform_raw_responses(
+        [RawResponse("biomesight", RESULTS_JSON, kit_id, body)], observed_at=datetime.now(UTC)
+    )
+    with environment(synced.env):
+        land_result(Settings(), raw, RunTally())
+
+
 def test_reprocess_from_raw_rebuilds_results_without_calling_the_partners(backfilled: SyncedWorld) -> None:
+    """Reprocessing transforms the stored raw responses again: a raw response changed since the last run (as a
+    corrected transform would read it differently) shows up in the rebuilt tables, every other value stays,
+    and every kit of the window has its result rows rewritten; no partner is asked."""
+    from flows.biomesight import RESULTS_JSON
+    from flows.runtime import data_paths
+    from flows.settings import Settings
+    from warehouse.raw import latest_raw_responses
+
+    world, now = backfilled.world, backfilled.server.clock.now()
     first, last = _window(backfilled)
-    query = "SELECT kit_id, rank, lineage, relative_abundance FROM taxonomy ORDER BY ALL"
+    ready = sorted(
+        k.kit_id
+        for k in registered_kits(world, now)
+        if results_visible(k, now) and first <= world.orders[k.order_id].purchase_date.date() <= last
+    )
+    assert len(ready) > 1
+    changed = ready[0]
+    with environment(backfilled.env):
+        lake = data_paths(Settings()).lake
+    body = latest_raw_responses(lake, "biomesight", RESULTS_JSON, [changed])[changed]
+    diversity = world.kits[changed].result.scores["Diversity"]  # type: ignore[union-attr]
+    assert body["scores"]["Diversity"] == diversity
+    body["scores"]["Diversity"] = diversity + 1.5
+    _land_raw_results(backfilled, changed, body)
+
+    taxonomy = "SELECT kit_id, rank, lineage, relative_abundance FROM taxonomy ORDER BY ALL"
     scores = "SELECT kit_id, score_key, value FROM scores ORDER BY ALL"
-    before_taxonomy, before_scores = backfilled.rows(query), backfilled.rows(scores)
+    before_taxonomy, before_scores = backfilled.rows(taxonomy), backfilled.rows(scores)
     backfilled.server.reset_request_counts()
+    started = datetime.now(UTC)
     summary = _backfill(backfilled, start_date=first, end_date=last, reprocess_from_raw=True, window_days=60)
+
     assert summary["state"] == "completed"
     assert summary["results_fetched"] > 0
     assert backfilled.server.request_counts() == {}
-    assert backfilled.rows(query) == before_taxonomy
-    assert backfilled.rows(scores) == before_scores
-    newest = backfilled.scalar("SELECT max(observed_at) FROM taxonomy")
-    assert newest > backfilled.scalar(
-        "SELECT min(observed_at) FROM taxonomy"
-    )  # rows were rewritten, same values
+    assert backfilled.rows(taxonomy) == before_taxonomy
+    expected_scores = [
+        (kit, key, diversity + 1.5 if (kit, key) == (changed, "diversity") else value)
+        for kit, key, value in before_scores
+    ]
+    assert backfilled.rows(scores) == expected_scores
+    # Every kit of the window had its result rows written again by this run, and no kit outside it.
+    rewritten = {
+        row[0]
+        for row in backfilled.rows(
+            "SELECT DISTINCT kit_id FROM taxonomy WHERE provider = 'biomesight' AND observed_at >= ?",
+            [started],
+        )
+    }
+    assert rewritten == set(ready)
 
 
 def test_explicit_kit_ids_backfill_only_those_kits(backfilled: SyncedWorld) -> None:

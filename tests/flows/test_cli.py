@@ -1,20 +1,30 @@
-"""The `kitsync` command line in-process: the demo end to end, queries in every format, import checks."""
+"""The `kitsync` command line in-process: the demo end to end (its printed answers recomputed from the
+sandbox's ground truth), queries in every format, import checks."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
+import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from flows.cli import main
 from flows.demo import COHORT_QUESTIONS, DEMO_MARKER, environment
+from sandbox.accounts import BIOMESIGHT_CLIENT_ID
+from sandbox.world import generate_world
 from tests.synced import SyncedWorld
+from tests.warehouse.test_views_lifecycle import expected_lifecycle, observe
 
 
 def test_the_demo_runs_the_main_job_and_says_where_everything_is(prefect_api: str, tmp_path: Path) -> None:
@@ -38,6 +48,120 @@ def test_the_demo_runs_the_main_job_and_says_where_everything_is(prefect_api: st
     assert warehouse.is_file()
     assert (data_dir / "reports" / "report-latest.html").is_file()
     assert (data_dir / DEMO_MARKER).is_file()
+    _assert_the_demos_answers_are_the_sandboxs(out, seed=7, kits=60)
+
+
+# --- the demo's answers, recomputed from the sandbox's ground truth --------------------------------------
+
+
+def _printed_tables(out: str) -> dict[str, list[dict[str, str]]]:
+    """Each cohort question's answer as printed: rows of cells, cut at the columns the dashes line marks."""
+    lines = out.splitlines()
+    tables = {}
+    for title, _ in COHORT_QUESTIONS:
+        start = lines.index(title) + 2
+        header, dashes = lines[start], lines[start + 1]
+        spans = [m.span() for m in re.finditer(r"-+", dashes)]
+        names = [header[a:b].strip() for a, b in spans]
+        rows = []
+        for line in lines[start + 2 :]:
+            if re.fullmatch(r"\(\d+ rows?.*\)", line):
+                break
+            rows.append({name: line[a:b].strip() for name, (a, b) in zip(names, spans, strict=True)})
+        tables[title] = rows
+    return tables
+
+
+def _number(cell: str) -> float | None:
+    return float(cell.replace(",", "")) if cell else None
+
+
+def _close(printed: str, expected: float | None, places: int) -> bool:
+    """A printed number against a ground-truth value the demo rounds to `places` (half a unit of slack for
+    the rounding of a float that lands on a boundary)."""
+    value = _number(printed)
+    if expected is None or (isinstance(expected, float) and math.isnan(expected)):
+        return value is None
+    return value is not None and abs(value - expected) <= 0.5 * 10**-places + 1e-9
+
+
+def _lifecycle_truth(world: Any, times: list[str]) -> pd.DataFrame:
+    """kit_lifecycle as the sandbox's timelines say it should read after rounds at `times` (webhooks on),
+    by the lifecycle oracle of tests/warehouse/test_views_lifecycle.py."""
+    rounds = SimpleNamespace(world=world, reports=[SimpleNamespace(virtual_time=t) for t in times])
+    return expected_lifecycle(observe(rounds)).reset_index()  # type: ignore[arg-type]
+
+
+def _assert_the_demos_answers_are_the_sandboxs(out: str, *, seed: int, kits: int) -> None:
+    times = re.findall(r"round \d+ at (\S+):", out)
+    world = generate_world(seed=seed, kits=kits)
+    last = datetime.fromisoformat(times[-1])
+    tables = _printed_tables(out)
+    turnaround, diversity, genera = (tables[title] for title, _ in COHORT_QUESTIONS)
+
+    lifecycle = _lifecycle_truth(world, times)
+    assert [row["provider"] for row in turnaround] == sorted(lifecycle["provider"].unique())
+    for row in turnaround:
+        kits_of = lifecycle[lifecycle["provider"] == row["provider"]]
+        days = kits_of["days_total"].dropna()
+        collected = pd.to_datetime(kits_of["sample_date"]).dt.tz_localize("UTC")
+        to_results = ((kits_of["results_ready_at"] - collected).dt.total_seconds() / 86400).dropna()
+        off = kits_of["current_stage"].isin(["failed", "cancelled", "replaced", "lost"]).sum()
+        assert int(row["kits"]) == len(kits_of) > 0, row
+        assert int(row["with_results"]) == kits_of["results_ready_at"].notna().sum(), row
+        assert _close(row["median_order_to_results"], days.median(), 1), (row, days.median())
+        assert _close(row["p90_order_to_results"], days.quantile(0.9), 1), (row, days.quantile(0.9))
+        assert _close(row["median_sample_to_results"], to_results.median() if len(to_results) else None, 1)
+        assert _close(row["pct_ended_off_path"], 100 * off / len(kits_of), 1), row
+
+    # Results the partner had shown by the last round: Diversity per Bristol scale, genera per country.
+    ready = [
+        k
+        for k in world.kits.values()
+        if k.account == BIOMESIGHT_CLIENT_ID and k.result is not None and k.results_ready_at <= last
+    ]
+    by_scale: dict[int, list[float]] = {}
+    for kit in ready:
+        if kit.bristol_scale is not None:
+            by_scale.setdefault(kit.bristol_scale, []).append(kit.result.scores["Diversity"])
+    assert [int(row["bristol_scale"]) for row in diversity] == sorted(by_scale)
+    for row in diversity:
+        values = pd.Series(by_scale[int(row["bristol_scale"])])
+        assert int(row["n"]) == len(values)
+        for column, value in (
+            ("mean", values.mean()),
+            ("median", values.median()),
+            ("p25", values.quantile(0.25)),
+            ("p75", values.quantile(0.75)),
+        ):
+            assert _close(row[column], value, 1), (row, column, value)
+
+    profiled: dict[str, int] = {}
+    present: dict[tuple[str, str], list[float]] = {}
+    for kit in ready:
+        country = world.orders[kit.order_id].customer.country_code
+        profiled[country] = profiled.get(country, 0) + 1
+        for taxon in kit.result.taxonomy:
+            if taxon.rank == "genus" and taxon.abundance > 0:
+                present.setdefault((country, taxon.taxon), []).append(taxon.abundance)
+    stats = {
+        key: (len(found) / profiled[key[0]], sum(found) / profiled[key[0]])
+        for key, found in present.items()
+        if profiled[key[0]] >= 10
+    }
+    spread: dict[str, list[float]] = {}
+    for (_, genus), (_, mean) in stats.items():
+        spread.setdefault(genus, []).append(mean)
+    top = sorted(spread, key=lambda g: (-(max(spread[g]) - min(spread[g])), g))[:8]
+    expected = sorted(
+        ((g, c) for (c, g) in stats if g in top), key=lambda gc: (gc[0], -stats[(gc[1], gc[0])][1])
+    )
+    assert [(row["taxon"], row["country"]) for row in genera] == expected
+    for row in genera:
+        prevalence, mean = stats[(row["country"], row["taxon"])]
+        assert int(row["kits"]) == profiled[row["country"]]
+        assert _close(row["prevalence"], prevalence, 2), row
+        assert _close(row["mean_abundance_pct"], 100 * mean, 2), row
 
 
 def test_the_demo_refuses_a_data_directory_it_did_not_make(

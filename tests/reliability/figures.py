@@ -1,8 +1,9 @@
 """The figures the reliability suite prints (the README's "Reliability" section quotes them).
 
 Each test adds what it really exercised (a fault rule counts only if it fired, a bad input only if it was fed
-to the code), so the numbers are measurements of this run, not constants. `rows lost` and `duplicates` add
-up what the reconciliations found: a test that finds any also fails, so a green run prints zeros.
+to the code), so the numbers are measurements of this run, not constants. The row figures add up what the
+content reconciliations found (tests/reliability/content.py: rows per table, not kits): a test that finds a
+lost, unexpected or duplicate row also fails, so a green run prints zeros beside the rows it compared.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ LABELS = {
     "bad_inputs": "bad inputs tried (transforms, webhook receiver, command line)",
     "crash_points": "crash points tested (SIGKILL, then a normal re-run)",
     "events_delivered": "webhook events delivered (load test and attacks)",
-    "rows_lost": "rows lost",
+    "rows_reconciled": "rows reconciled by content with the sandbox's ground truth (after each final run)",
+    "rows_lost": "rows lost (missing, or held with a wrong value)",
+    "rows_unexpected": "rows no partner showed",
     "duplicates": "duplicate rows",
 }
 

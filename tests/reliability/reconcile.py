@@ -1,4 +1,9 @@
-"""The warehouse reconciled against the sandbox's ground truth: kits lost, rows duplicated, contents compared.
+"""The warehouse reconciled against the sandbox's ground truth: contents row by row, kits placed, duplicates.
+
+`reconcile_content` (tests/reliability/content.py) is the check behind "rows lost": every partner-facing table
+compared row by row and column by column with what the sandbox's partners showed. `reconcile` places each kit
+(loaded, quarantined, pending) to explain a faulted run's partial state; `contents` and `lake_contents`
+compare two data directories (a crashed-then-repaired copy with an uninterrupted one).
 
 Expectations come from the sandbox's `World` at a virtual moment (tests/flows/truth.py), never from kitsync's
 own plan, so a kit the planner forgot counts as lost rather than as "not planned".
@@ -18,9 +23,23 @@ import pyarrow as pa
 
 from sandbox.model import World, status_at
 from tests.flows.truth import our_samples, registered_kits, results_visible, sample_is_final
+from tests.reliability.content import ContentReport, Key, reconcile_content
+from tests.reliability.figures import FIGURES
 from transform.schemas import TABLES
 from warehouse.duck import connect_readonly, quote_ident
 from warehouse.lake import list_files, resolve_root
+
+__all__ = [
+    "ContentReport",
+    "Key",
+    "Reconciliation",
+    "contents",
+    "duplicates",
+    "lake_contents",
+    "reconcile",
+    "reconcile_content",
+    "record_figures",
+]
 
 # Runs differ in these by nature (their ids and times), so contents are compared without them.
 NOT_COMPARED_TABLES = frozenset({"sync_runs"})
@@ -172,3 +191,13 @@ def _column(db: Path, sql: str) -> list[Any]:
 
 def _pairs(db: Path, sql: str) -> Iterable[tuple[Any, Any]]:
     return [(row[0], row[1]) for row in _rows(db, sql)]
+
+
+def record_figures(report: ContentReport, duplicated: dict[str, int]) -> None:
+    """Add a final content reconciliation to the printed figures: rows compared per table, rows lost (missing
+    or wrong), rows the partners never showed, duplicate rows."""
+    for name, table in report.tables.items():
+        FIGURES.add("rows_reconciled", table.expected, what=name)
+    FIGURES.add("rows_lost", report.rows_lost)
+    FIGURES.add("rows_unexpected", report.count("unexpected"))
+    FIGURES.add("duplicates", sum(duplicated.values()))

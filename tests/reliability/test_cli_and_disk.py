@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,7 +23,7 @@ from sandbox.server import SandboxServer
 from sandbox.world import generate_world
 from tests.reliability.conftest import FAST_RETRIES
 from tests.reliability.figures import FIGURES
-from tests.reliability.reconcile import contents, reconcile
+from tests.reliability.reconcile import contents, duplicates, reconcile, reconcile_content, record_figures
 from transform.schemas import ALL_SPECS
 from warehouse.lake import list_files
 
@@ -87,6 +87,7 @@ def test_bad_command_lines_end_in_one_line_naming_the_fix_and_write_nothing(
 class Synced:
     server: SandboxServer
     data_dir: Path
+    polls: list[datetime] = field(default_factory=list)  # the virtual times of its syncs
 
     def env(self) -> dict[str, str]:
         return {**sandbox_environment(self.server, self.data_dir), **FAST_RETRIES}
@@ -95,6 +96,7 @@ class Synced:
         from flows.biomesight import sync_biomesight
         from flows.gencove import sync_gencove
 
+        self.polls.append(self.server.clock.now())
         with environment(self.env()):
             _import_export(self.server)
             assert asyncio.run(sync_biomesight())["state"] == "completed"
@@ -187,5 +189,8 @@ def test_a_disk_that_fills_mid_run_fails_clearly_and_keeps_the_previous_state(
         assert asyncio.run(sync_biomesight())["state"] == "completed"
         assert asyncio.run(sync_gencove())["state"] == "completed"
     final = reconcile(warehouse, synced.server.world, synced.server.clock.now())
+    content = reconcile_content(synced.server.world, warehouse, [*synced.polls, synced.server.clock.now()])
+    record_figures(content, duplicates(warehouse))
     assert final.complete, final.summary()
+    assert content.exact, content.summary()
     FIGURES.add("bad_inputs", what="full disk")

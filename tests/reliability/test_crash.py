@@ -3,8 +3,9 @@
 A data directory holding the platform's export (what every sync starts from) is copied for each case. The
 reference is an uninterrupted sync of a copy. Each crash case runs `kitsync sync` as a process, SIGKILLs it at
 one point (`KITSYNC_CRASH_AT`, see warehouse/crash.py, or from outside once the sandbox has answered a number
-of requests), then runs a normal sync; the warehouse must then hold exactly the reference's rows, and the lake
-the reference's distinct rows (a batch landed twice is the same content). Two syncs started at once, with an
+of requests), then runs a normal sync; the warehouse must then hold exactly the reference's rows, reconcile
+row by row with the sandbox's ground truth (tests/reliability/content.py), and the lake hold the reference's
+distinct rows (a batch landed twice is the same content). Two syncs started at once, with an
 analyst reading all along, must end the same way.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from flows.demo import _import_export, environment, sandbox_environment
@@ -29,7 +31,14 @@ from sandbox.server import SandboxServer
 from sandbox.world import generate_world
 from tests.reliability.conftest import FAST_RETRIES
 from tests.reliability.figures import FIGURES
-from tests.reliability.reconcile import contents, duplicates, lake_contents, reconcile
+from tests.reliability.reconcile import (
+    contents,
+    duplicates,
+    lake_contents,
+    reconcile,
+    reconcile_content,
+    record_figures,
+)
 from warehouse.crash import CRASH_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,18 +92,64 @@ def bench(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         summaries = bench.sync(bench.reference)
         assert {s["state"] for s in summaries} == {"completed"}
         assert reconcile(bench.reference / WAREHOUSE, world, server.clock.now()).complete
+        reference = reconcile_content(world, bench.reference / WAREHOUSE)
+        assert reference.exact, reference.summary()
         yield bench
+
+
+def test_the_content_reconciliation_finds_a_changed_a_lost_and_an_invented_row(
+    bench: Bench, tmp_path: Path
+) -> None:
+    """The check behind every "exact" here: a warehouse with one score changed, one taxon deleted, one
+    recommendation and one status event added is reported as exactly that, row by row."""
+    db = tmp_path / "kitsync.duckdb"
+    shutil.copy(bench.reference / WAREHOUSE, db)
+    connection = duckdb.connect(str(db))
+    try:
+        kit, score = connection.execute(
+            "SELECT kit_id, score_name FROM scores ORDER BY ALL LIMIT 1"
+        ).fetchone()
+        connection.execute(
+            "UPDATE scores SET value = value + 0.01 WHERE kit_id = ? AND score_name = ?", [kit, score]
+        )
+        taxon = connection.execute(
+            "SELECT kit_id, rank, lineage FROM taxonomy ORDER BY ALL LIMIT 1"
+        ).fetchone()
+        connection.execute("DELETE FROM taxonomy WHERE kit_id = ? AND rank = ? AND lineage = ?", list(taxon))
+        connection.execute(
+            "INSERT INTO recommendations SELECT provider, kit_id, category, action, 99, 'kale', observed_at "
+            "FROM recommendations ORDER BY ALL LIMIT 1"
+        )
+        connection.execute(
+            "INSERT INTO status_events SELECT provider, entity, entity_id, 'Lost', 'lost', NULL, NULL, "
+            "partner_date, source, observed_at FROM status_events WHERE entity = 'order' ORDER BY ALL LIMIT 1"
+        )
+        invented = connection.execute(
+            "SELECT provider, kit_id, category, action, position FROM recommendations WHERE position = 99"
+        ).fetchone()
+    finally:
+        connection.close()
+
+    report = reconcile_content(bench.server.world, db)
+
+    assert not report.exact
+    broken = {name: t for name, t in report.tables.items() if not t.exact}
+    assert set(broken) == {"scores", "taxonomy", "recommendations", "status_events"}, report.summary()
+    assert [m[:2] for m in broken["scores"].mismatched] == [(("biomesight", kit, score), "value")]
+    assert broken["taxonomy"].missing == [("biomesight", *taxon)]
+    assert broken["recommendations"].unexpected == [invented]
+    assert [key[3] for key in broken["status_events"].unexpected] == ["Lost"]
+    assert report.rows_lost == 2
+    assert report.count("unexpected") == 2
 
 
 def _assert_like_reference(bench: Bench, data_dir: Path) -> None:
     found = duplicates(data_dir / WAREHOUSE)
-    FIGURES.add("duplicates", sum(found.values()))
+    content = reconcile_content(bench.server.world, data_dir / WAREHOUSE)
+    record_figures(content, found)
     assert not found
+    assert content.exact, content.summary()
     expected, actual = contents(bench.reference / WAREHOUSE), contents(data_dir / WAREHOUSE)
-    lost = sum(
-        len({repr(r) for r in rows} - {repr(r) for r in actual[name]}) for name, rows in expected.items()
-    )
-    FIGURES.add("rows_lost", lost)
     differing = [name for name in expected if expected[name] != actual[name]]
     assert not differing, {name: (len(expected[name]), len(actual[name])) for name in differing}
     expected_lake, actual_lake = lake_contents(bench.reference), lake_contents(data_dir)

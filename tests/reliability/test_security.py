@@ -12,8 +12,11 @@ import hmac
 import logging
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import duckdb
 import pyarrow.parquet as pq
@@ -49,6 +52,7 @@ class Written:
     synced: SyncedWorld
     secrets: dict[str, str]
     output: str  # every log record and everything printed while it ran
+    window: tuple[datetime, datetime] = field(default=(datetime.min.replace(tzinfo=UTC),) * 2)  # wall clock
 
     def data_files(self) -> list[Path]:
         return sorted(p for p in self.synced.data_dir.rglob("*") if p.is_file())
@@ -64,6 +68,7 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         with environment({"KITSYNC_PSEUDONYM_KEY": PSEUDONYM_KEY, **FAST_RETRIES}):
             data_dir = tmp_path_factory.mktemp("secrets") / "data"
+            began = datetime.now(UTC)
             with SyncedWorld.start(data_dir, seed=41, kits=40, rounds=2, faults=FAULTS) as synced:
                 issued = list(synced.server.state.tokens._tokens)  # the bearer tokens it was given
                 assert issued
@@ -76,7 +81,8 @@ def written(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     **{f"bearer token {n}": token for n, token in enumerate(issued)},
                 }
                 assert all(rule.injected for rule in synced.server.state.faults.rules())
-                yield Written(synced, secrets, handler.text())
+                window = (began, datetime.now(UTC))
+                yield Written(synced, secrets, handler.text(), window)
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
@@ -119,22 +125,131 @@ def _warehouse_text(path: Path) -> str:
         connection.close()
 
 
-async def _prefect_text() -> str:
+# Small pages, so that reading everything needs several (the API's default page is 200, oldest first). How
+# many lines the runs log depends on PREFECT_LOGGING_LEVEL (`make test` sets WARNING: often none), so the
+# paging test adds MARKERS lines of its own to the newest run, timestamped last: the last pages hold them.
+PAGE = 5
+MARKERS = 2 * PAGE + 1
+
+
+@dataclass
+class PrefectRecords:
+    """Everything Prefect holds about the runs under test, read page by page until an empty page."""
+
+    runs: list[Any]
+    logs: list[Any]
+    artifacts: list[Any]
+    pages: dict[str, int]  # how many non-empty pages each kind took
+
+    def text(self) -> str:
+        parts = [f"{a.key} {a.description} {a.data}" for a in self.artifacts]
+        parts += [log.message for log in self.logs]
+        parts += [f"{r.name} {r.parameters} {r.state}" for r in self.runs]
+        return "\n".join(parts)
+
+
+async def _all_pages(read: Any, **filters: Any) -> tuple[list[Any], int]:
+    """Every item `read(limit=, offset=, **filters)` returns, asking for the next page until one is empty."""
+    items: list[Any] = []
+    pages = 0
+    while page := await read(limit=PAGE, offset=len(items), **filters):
+        items += page
+        pages += 1
+    return items, pages
+
+
+async def _prefect_records(window: tuple[datetime, datetime]) -> tuple[PrefectRecords, dict[str, Any]]:
+    """The flow runs started while the fixture synced, and all their logs and artifacts; with what the server
+    says independently of the paging (its artifact count, its oldest and newest log of those runs)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort, LogSort
+    from prefect.logging.handlers import APILogHandler
+
+    await APILogHandler.aflush()  # logs still queued in this process reach the server first
+    async with get_client() as client:
+        started = FlowRunFilterStartTime(after_=window[0], before_=window[1])
+        runs, run_pages = await _all_pages(
+            client.read_flow_runs, flow_run_filter=FlowRunFilter(start_time=started), sort=FlowRunSort.ID_DESC
+        )
+        ids: list[UUID] = [run.id for run in runs]
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids))
+        logs, log_pages = await _all_pages(
+            client.read_logs, log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC
+        )
+        artifact_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
+        artifacts, artifact_pages = await _all_pages(client.read_artifacts, artifact_filter=artifact_filter)
+        server = {
+            "artifacts": (
+                await client.request(
+                    "POST", "/artifacts/count", json={"artifacts": artifact_filter.model_dump(mode="json")}
+                )
+            ).json(),
+            "oldest log": [
+                log.id for log in await client.read_logs(log_filter, 1, sort=LogSort.TIMESTAMP_ASC)
+            ],
+            "newest log": [
+                log.id for log in await client.read_logs(log_filter, 1, sort=LogSort.TIMESTAMP_DESC)
+            ],
+        }
+    pages = {"runs": run_pages, "logs": log_pages, "artifacts": artifact_pages}
+    return PrefectRecords(runs, logs, artifacts, pages), server
+
+
+async def _add_markers(window: tuple[datetime, datetime]) -> set[str]:
+    """MARKERS log lines of the newest run under test, newer than any of its own (their texts returned)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import LogCreate
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+    from prefect.client.schemas.sorting import FlowRunSort
 
     async with get_client() as client:
-        artifacts = await client.read_artifacts()
-        logs = await client.read_logs()
-        runs = await client.read_flow_runs()
-    parts = [f"{a.key} {a.description} {a.data}" for a in artifacts]
-    parts += [log.message for log in logs]
-    parts += [f"{r.name} {r.parameters} {r.state}" for r in runs]
-    return "\n".join(parts)
+        started = FlowRunFilterStartTime(after_=window[0], before_=window[1])
+        [newest] = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(start_time=started), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
+        now = datetime.now(UTC)
+        texts = [f"secret-scan marker {n} of {MARKERS}" for n in range(MARKERS)]
+        await client.create_logs(
+            [
+                LogCreate(
+                    name="tests.security", level=logging.INFO, message=t, timestamp=now, flow_run_id=newest.id
+                )
+                for t in texts
+            ]
+        )
+    return set(texts)
+
+
+def test_the_secret_scan_reads_every_log_and_artifact_of_the_runs_under_test(written: Written) -> None:
+    """All pages, and only the runs under test: each sync recorded in sync_runs is among them; the server's
+    own count of their artifacts, and its oldest and newest log of them, agree with what the pages held."""
+    markers = asyncio.run(_add_markers(written.window))
+    records, server = asyncio.run(_prefect_records(written.window))
+    read_ids = {log.id for log in records.logs}
+    synced_runs = {UUID(r[0]) for r in written.synced.rows("SELECT DISTINCT run_id FROM sync_runs")}
+
+    assert synced_runs <= {run.id for run in records.runs}
+    assert server["newest log"], "the runs under test left no log to search"
+    assert len(read_ids) == len(records.logs)  # no log read twice (the order held still while paging)
+    assert records.pages["logs"] > 1, (records.pages, len(records.logs))  # paging really happened
+    assert markers <= {log.message for log in records.logs}  # the newest lines, on the last pages
+    assert {*server["oldest log"], *server["newest log"]} <= read_ids
+    assert len(records.artifacts) == server["artifacts"] > 0
+    assert {log.flow_run_id for log in records.logs} <= {run.id for run in records.runs}
 
 
 def test_no_secret_is_in_any_log_artifact_file_or_table(written: Written) -> None:
     places: dict[str, str] = {"logs and output": written.output}
-    places["Prefect artifacts, logs and runs"] = asyncio.run(_prefect_text())
+    records, _ = asyncio.run(_prefect_records(written.window))
+    places["Prefect artifacts, logs and runs"] = records.text()
     for path in written.data_files():
         relative = str(path.relative_to(written.synced.data_dir))
         places[relative] = path.read_bytes().decode("utf-8", errors="replace")

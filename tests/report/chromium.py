@@ -2,8 +2,9 @@
 
 Pages are checked from inside the browser: `probed_copy` injects a first-in-<head> script that records window
 errors (uncaught exceptions and failed resource loads, caught in the capture phase) and console.error calls,
-and on the load event (which waits for every image) writes what it saw as JSON into the DOM; `--dump-dom`
-prints the DOM after load, so the verdict comes back on stdout without a debugging protocol or a driver
+and on the load event (which waits for every image) writes what it saw as JSON into the DOM, with the text a
+reader sees (`innerText`, as rendered: title, heading, headline cards, figure captions); `--dump-dom` prints
+the DOM after load, so the verdict comes back on stdout without a debugging protocol or a driver
 package. Chromium's own console log on stderr is kept as a second witness.
 """
 
@@ -51,8 +52,16 @@ PROBE = (
     " var images = Array.prototype.slice.call(document.images);"
     " var broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })"
     "  .map(function (i) { return i.alt || String(i.src).slice(0, 80); });"
+    " function text(el) { return el ? el.innerText.replace(/\\s+/g, ' ').trim() : null; }"
+    " function all(selector) { return Array.prototype.slice.call(document.querySelectorAll(selector)); }"
+    " var visible = {title: document.title, heading: text(document.querySelector('h1')),"
+    "  cards: all('.card').map(function (c) { return {label: text(c.querySelector('.label')),"
+    "   value: text(c.querySelector('.value')), detail: text(c.querySelector('.detail'))}; }),"
+    "  figures: all('figure').map(function (f) { return {chart: f.getAttribute('data-chart'),"
+    "   caption: text(f.querySelector('figcaption'))}; })};"
     " var out = document.createElement('pre'); out.id = '" + PROBE_ID + "';"
-    " out.textContent = JSON.stringify({images: images.length, broken: broken, errors: seen});"
+    " out.textContent = JSON.stringify({images: images.length, broken: broken, errors: seen,"
+    "  visible: visible});"
     " document.body.appendChild(out);"
     "});"
     "})();</script>"
@@ -71,7 +80,7 @@ def find_chromium() -> str | None:
 def install_chromium() -> tuple[str | None, str]:
     """Install Debian's chromium package (apt-get update first only if the plain install fails).
 
-    Returns the binary, or None and why not: the caller skips with that reason.
+    Returns the binary, or None and why not: the caller skips with that reason (fails on CI).
     """
     if not shutil.which("apt-get"):
         return None, "chromium is not installed and this machine has no apt-get to install Debian's package"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,13 +43,25 @@ def warehouse_copy(synced_world: SyncedWorld, tmp_path: Path) -> Path:
     return data_dir
 
 
+def on_ci() -> bool:
+    """CI services (GitHub Actions, GitLab, most others) set CI=true."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's Chromium: found, or installed with apt-get; skipped (with why) only if that cannot be done."""
+    return require_chromium()
+
+
+def require_chromium() -> str:
+    """Debian's Chromium: found, or installed with apt-get. If that cannot be done a laptop skips (with why),
+    CI fails with why: CI is where the browser test must run, and a skip there would hide that it did not."""
     found = find_chromium()
     if found:
         return found
     installed, why = install_chromium()
     if installed is None:
+        if on_ci():
+            pytest.fail(f"CI=true and no Chromium for the report's browser test: {why}", pytrace=False)
         pytest.skip(why)
     return installed

@@ -5,7 +5,10 @@ thing in <head>; it records uncaught exceptions, failed resource loads and conso
 load event writes `img.complete && img.naturalWidth > 0` for every image plus what it saw into the DOM, which
 `--dump-dom` prints. Chromium's console log on stderr is checked too. A control page with a missing image, a
 corrupt one, a console.error and an uncaught exception proves the probe catches each kind: without it, a
-probe that silently stopped working would pass every page.
+probe that silently stopped working would pass every page. The probe also returns the text a reader sees
+(`innerText` after rendering): the title, the headline cards and each chart's n are compared with what the
+report computed and with the warehouse. Where Chromium cannot be installed the tests skip, except on CI
+(CI=true), where they fail with the reason.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+import tests.report.conftest as report_conftest
 from tests.report.chromium import probe, run_chromium
 from tests.report.conftest import Rendered
+from tests.synced import SyncedWorld
 
 BROKEN_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>control</title></head><body>
 <img src="missing.png" alt="missing"><img src="data:image/png;base64,AAAA" alt="corrupt">
@@ -47,6 +53,46 @@ def test_the_report_loads_offline_with_every_image_and_no_error(
     assert seen["broken"] == []
     assert seen["errors"] == []
     assert seen["console"] == []
+
+
+def test_the_report_shows_its_title_headlines_and_each_charts_n(
+    chromium: str, rendered: Rendered, synced_world: SyncedWorld, tmp_path: Path
+) -> None:
+    """What a reader sees, read from the rendered page: not the HTML source, the browser's innerText."""
+    page = tmp_path / "report.html"
+    shutil.copy(rendered.path, page)
+    visible = probe(chromium, page, tmp_path / "profile")["visible"]
+
+    assert visible["title"] == "kitsync cohort report"
+    assert visible["heading"] == "kitsync cohort report"
+    cards = rendered.report.headlines.cards()
+    # Labels are shown upper-case by the stylesheet: innerText reports them as displayed.
+    assert visible["cards"] == [
+        {"label": c.label.upper(), "value": c.value, "detail": c.detail} for c in cards
+    ]
+    shown = {card["label"]: card for card in visible["cards"]}
+    kits = synced_world.scalar("SELECT count(*) FROM kits")
+    assert shown["KITS TRACKED"]["value"] == str(kits) > "0"
+    assert shown["RESULTS DELIVERED"]["detail"].endswith(f"of {kits} kits")
+    charts = {key: chart for key, chart in rendered.report.charts.items() if chart is not None}
+    assert [f["chart"] for f in visible["figures"]] == [
+        key for key in rendered.page.sections if key in charts
+    ]
+    for figure in visible["figures"]:
+        chart = charts[figure["chart"]]
+        assert figure["caption"].startswith(f"{chart.n_text}. Source: ")
+        assert f"n = {chart.n}" in figure["caption"] or f"{chart.n} " in figure["caption"], figure
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_chromium_ci_fails_with_the_reason_and_a_laptop_skips(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setattr(report_conftest, "find_chromium", lambda: None)
+    monkeypatch.setattr(report_conftest, "install_chromium", lambda: (None, "no apt-get on this machine"))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="no apt-get on this machine"):
+        report_conftest.require_chromium()
 
 
 def test_a_screenshot_of_the_report_shows_the_charts(

@@ -86,6 +86,7 @@ class DeliverableRecipe(NamedTuple):
     outcome: str | None  # final status, or None if the sample never finishes
     failed_qc: tuple[str, ...]
     country_code: str
+    genome: str = ""  # the customer's genome seed (see `genome_z`); "" gives the sample a genome of its own
 
 
 def _has_outputs(recipe: DeliverableRecipe) -> bool:
@@ -175,14 +176,34 @@ def _percentile(z: float) -> float:
     return round(50 * (1 + math.erf(z / math.sqrt(2))), 1)
 
 
+def genome_z(genome: str) -> dict[str, float]:
+    """A person's standardized polygenic score per trait: a function of their genome seed only.
+
+    Every sample of one customer reads the same genome (one person, one genotype), and the Biomesight side of
+    the world reads it too to shift that person's microbiome (ground truth: `sandbox.taxonomy.GENOTYPE_EFFECTS`).
+    """
+    rng = random.Random(f"genome:{genome}")
+    return {key: rng.gauss(0, 1) for key, *_ in _TRAITS}
+
+
+def trait_percentile(z: float) -> float:
+    """The percentile a trait score of standardized value `z` is reported at (one decimal, as sent)."""
+    return _percentile(z)
+
+
+RISK_PERCENTILES: dict[str, float] = {key: risk for key, _, _, _, risk in _TRAITS if risk is not None}
+
+
 def build_trait_scores(recipe: DeliverableRecipe) -> list[dict[str, Any]]:
-    """Polygenic trait scores in the API's item shape (only for succeeded samples)."""
+    """Polygenic trait scores in the API's item shape (only for succeeded samples), from the customer's genome."""
     if not _has_outputs(recipe):
         return []
     rng = random.Random(f"{recipe.seed}:traits")
+    own = {key: rng.gauss(0, 1) for key, *_ in _TRAITS}
+    genome = genome_z(recipe.genome) if recipe.genome else own
     items = []
     for key, unit, mean, sd, risk_percentile in _TRAITS:
-        z = rng.gauss(0, 1)
+        z = genome[key]
         percentile = _percentile(z)
         risk = (
             None

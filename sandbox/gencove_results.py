@@ -180,7 +180,7 @@ def genome_z(genome: str) -> dict[str, float]:
     """A person's standardized polygenic score per trait: a function of their genome seed only.
 
     Every sample of one customer reads the same genome (one person, one genotype), and the Biomesight side of
-    the world reads it too to shift that person's microbiome (ground truth: `sandbox.taxonomy.GENOTYPE_EFFECTS`).
+    the world reads it too to shift their microbiome (ground truth: sandbox.taxonomy.GENOTYPE_EFFECTS).
     """
     rng = random.Random(f"genome:{genome}")
     return {key: rng.gauss(0, 1) for key, *_ in _TRAITS}
@@ -195,7 +195,7 @@ RISK_PERCENTILES: dict[str, float] = {key: risk for key, _, _, _, risk in _TRAIT
 
 
 def build_trait_scores(recipe: DeliverableRecipe) -> list[dict[str, Any]]:
-    """Polygenic trait scores in the API's item shape (only for succeeded samples), from the customer's genome."""
+    """Polygenic trait scores in the API's item shape (succeeded samples only), from the customer's genome."""
     if not _has_outputs(recipe):
         return []
     rng = random.Random(f"{recipe.seed}:traits")

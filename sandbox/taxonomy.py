@@ -292,8 +292,8 @@ class Cohort(NamedTuple):
 # Lactase non-persistence (a high lactose-intolerance score) leaves lactose to the colon, where it feeds
 # Bifidobacterium: carriers have MORE Bifidobacterium (the LCT-Bifidobacterium association of Goodrich et al.
 # 2016 and Bonder et al. 2016). So Gencove's `lactose_intolerance` risk `high_risk` (percentile >= 80) and the
-# upper percentile bands go with a higher Bifidobacterium abundance (and prevalence) at Biomesight, and through
-# it a slightly higher Probiotic score. No other trait moves the microbiome.
+# upper percentile bands go with a higher Bifidobacterium abundance (and prevalence) at Biomesight, and
+# through it a slightly higher Probiotic score. No other trait moves the microbiome.
 GENOTYPE_EFFECTS: dict[str, tuple[str, float, float]] = {
     "lactose_intolerance": ("Bifidobacterium", 0.6, 0.9),
 }

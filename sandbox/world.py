@@ -66,7 +66,7 @@ _BM_BY_TRANSIT = {
 
 
 # Gencove samples of our organisation: how the platform's one customer id travels with them (the rest of the
-# rolls, 3%, carry no customer id at all: staff and partner test kits, which an analysis must count, not guess).
+# rolls, 3%, carry no customer id at all: staff and partner test kits, which analyses count and never guess).
 SHARED_CUSTOMER_SHARE = 0.30  # of our Gencove samples, bought by a customer who also bought a Biomesight kit
 _ID_IN_METADATA_ONLY = 0.70  # the kit-ordering guide's way: metadata.customer_id, client_id ""
 _ID_IN_BOTH = 0.88  # metadata.customer_id and the same id as client_id
@@ -376,7 +376,8 @@ def _carried_id(rng: random.Random, customer: Customer, order_number: str) -> tu
         if roll >= _ID_IN_METADATA_ONLY:
             client_id = customer.customer_id
     if rng.random() < _NOTE_SHARE:
-        metadata["note"] = f"Ordered by phone for {customer.first_name} {customer.last_name}, {customer.phone}"
+        name = f"{customer.first_name} {customer.last_name}"
+        metadata["note"] = f"Ordered by phone for {name}, {customer.phone}"
     return client_id, metadata
 
 

@@ -1,8 +1,8 @@
 """Gencove payloads -> tables: project-samples list items, sample details (+ metadata), status histories,
 quality controls, trait scores and ancestry.
 
-A Gencove sample is one kit, so samples land in `kits` with the sample id as kit_id. The platform's customer id
-travels in the sample's `metadata.customer_id` (the kit-ordering guide; `client_id` is then "") or in
+A Gencove sample is one kit, so samples land in `kits` with the sample id as kit_id. The platform's customer
+id travels in the sample's `metadata.customer_id` (the kit-ordering guide; `client_id` is then "") or in
 `client_id` (older integrations): metadata first, then client_id, stored only as the pseudonymous
 `customer_key` that Biomesight's `user.id` gets too, so one customer has one key at both partners. A sample
 with neither stays keyless. Of the rest of the metadata (order numbers, notes typed by support staff: the
@@ -90,9 +90,9 @@ def declared_metadata(metadata: object) -> dict[str, Any]:
         return {}
     kept = {}
     for name, value in metadata.items():
-        if name == METADATA_CUSTOMER_ID or name in METADATA_SAFE_FIELDS:
-            if isinstance(value, str | int | float | bool) and strip_personal_data(value) is not None:
-                kept[name] = value
+        wanted = name == METADATA_CUSTOMER_ID or name in METADATA_SAFE_FIELDS
+        if wanted and isinstance(value, str | int | float | bool) and strip_personal_data(value) is not None:
+            kept[name] = value
     return kept
 
 

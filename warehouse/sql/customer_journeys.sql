@@ -21,7 +21,7 @@ SELECT
     kit_ids,
     purchased_at,
     previous_provider,
-    date_diff('second', previous_purchase_at, purchased_at) / 86400.0 AS days_since_previous,
-    date_diff('second', first_purchase_at, purchased_at) / 86400.0 AS days_since_first,
+    date_diff('microsecond', previous_purchase_at, purchased_at) / 86400e6 AS days_since_previous,
+    date_diff('microsecond', first_purchase_at, purchased_at) / 86400e6 AS days_since_first,
     coalesce(previous_provider <> provider, false) AS crossed_partner
 FROM ordered;

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +26,7 @@ from sandbox.model import GencoveSample, World, status_at
 from sandbox.taxonomy import GENOTYPE_EFFECTS
 from tests.flows.truth import our_orders, our_samples, registered_kits, sample_is_final
 from tests.synced import SyncedWorld
+from tests.warehouse.test_readme_queries import examples
 from tests.warehouse.test_views_results import snake, view
 
 TOP_GENERA = 15
@@ -323,3 +326,70 @@ def test_kit_cohorts_has_a_trait_risk_dimension(synced_world: SyncedWorld, truth
     )
     assert actual == expected
     assert {provider for provider, _, _ in actual} == {"biomesight", "gencove"}
+
+
+# --- the README's example queries, answered from the ground truth ------------------------------------------
+
+
+def readme_example(name: str) -> str:
+    return dict(examples())[name]
+
+
+def test_readme_customer_purchases_example(synced_world: SyncedWorld, truth: Truth) -> None:
+    purchases = truth.purchases()
+    samples = truth.samples()
+    keyless = {"biomesight": 0, "gencove": sum(truth.sample_key(s) is None for s in samples)}
+    expected = [
+        (provider, len(rows), rows["customer_key"].nunique(), keyless[provider])
+        for provider, rows in sorted(purchases.groupby("provider"))
+    ]
+    assert synced_world.rows(readme_example("customer_purchases")) == expected
+
+
+def test_readme_customers_example(synced_world: SyncedWorld, truth: Truth) -> None:
+    purchases = truth.purchases().sort_values(["purchased_at", "provider"])
+    per_customer = purchases.groupby("customer_key").agg(
+        first_provider=("provider", "first"), providers=("provider", "nunique")
+    )
+    expected = [
+        (provider, len(rows), int((rows["providers"] == 2).sum()))
+        for provider, rows in sorted(per_customer.groupby("first_provider"))
+    ]
+    assert synced_world.rows(readme_example("customers")) == expected
+
+
+def test_readme_customer_journeys_example(synced_world: SyncedWorld, truth: Truth) -> None:
+    gaps: dict[str, list[float]] = {}
+    for _, rows in truth.purchases().groupby("customer_key"):
+        ordered = rows.sort_values(["purchased_at", "provider", "ref"]).to_dict("records")
+        for previous, current in itertools.pairwise(ordered):
+            if previous["provider"] != current["provider"]:
+                days = (current["purchased_at"] - previous["purchased_at"]).total_seconds() / 86400
+                gaps.setdefault(f"{previous['provider']} -> {current['provider']}", []).append(days)
+    actual = synced_world.rows(readme_example("customer_journeys"))
+    assert [(crossing, n) for crossing, n, _ in actual] == [(c, len(gaps[c])) for c in sorted(gaps)]
+    for crossing, _, median_days in actual:
+        assert median_days == pytest.approx(statistics.median(gaps[crossing]), abs=0.05 + 1e-9)
+
+
+def test_readme_customer_traits_example(synced_world: SyncedWorld, truth: Truth) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for _, traits in truth.traits().values():
+        for trait, item in traits.items():
+            if item["risk"] is not None:
+                counts[(trait, item["risk"])] = counts.get((trait, item["risk"]), 0) + 1
+    expected = [(trait, risk, n) for (trait, risk), n in sorted(counts.items())]
+    assert synced_world.rows(readme_example("customer_traits")) == expected
+
+
+def test_readme_microbiome_by_trait_example(synced_world: SyncedWorld, trait_groups: pd.DataFrame) -> None:
+    rows = trait_groups[
+        (trait_groups["trait_key"] == "lactose_intolerance")
+        & (trait_groups["grouping"] == "risk")
+        & (trait_groups["measure"] == "Bifidobacterium")
+    ].sort_values("trait_group")
+    actual = synced_world.rows(readme_example("microbiome_by_trait"))
+    assert [(group, n) for group, n, _, _ in actual] == list(zip(rows["trait_group"], rows["n"], strict=True))
+    for (_, _, mean_pct, median_pct), mean, median in zip(actual, rows["mean"], rows["median"], strict=True):
+        assert mean_pct == pytest.approx(100 * mean, abs=0.005 + 1e-9)
+        assert median_pct == pytest.approx(100 * median, abs=0.005 + 1e-9)

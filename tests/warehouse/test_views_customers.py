@@ -10,22 +10,17 @@ read back from kitsync's views to build an expectation.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import statistics
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
-from flows.demo import environment
-from flows.settings import Settings
-from sandbox.model import GencoveSample, World, status_at
 from sandbox.taxonomy import GENOTYPE_EFFECTS
-from tests.flows.truth import our_orders, our_samples, registered_kits, sample_is_final
+from tests.flows.truth import our_orders, registered_kits
 from tests.synced import SyncedWorld
+from tests.warehouse.customer_truth import Truth, percentile_band, trait_risk_cohorts, truth_of
 from tests.warehouse.test_readme_queries import examples
 from tests.warehouse.test_views_results import snake, view
 
@@ -33,81 +28,9 @@ TOP_GENERA = 15
 ABUNDANCE = 1e-7
 
 
-def percentile_band(percentile: float) -> str:
-    """The bands customer_traits documents: below 33, below 67, the rest."""
-    return "0-33" if percentile < 33 else "33-67" if percentile < 67 else "67-100"
-
-
-@dataclass
-class Truth:
-    """What kitsync could know by the last round, keyed the documented way."""
-
-    world: World
-    at: datetime
-    key: bytes
-
-    def pseudonym(self, customer_id: str) -> str:
-        return hmac.new(self.key, customer_id.strip().encode(), hashlib.sha256).hexdigest()[:32]
-
-    def sample_key(self, sample: GencoveSample) -> str | None:
-        """metadata.customer_id (read with the details of a final sample), else client_id, else no key."""
-        carried = sample.metadata.get("customer_id") if sample_is_final(sample, self.at) else None
-        carried = carried or sample.client_id
-        return self.pseudonym(carried) if carried else None
-
-    def samples(self) -> list[GencoveSample]:
-        return our_samples(self.world, self.at)
-
-    def purchases(self) -> pd.DataFrame:
-        """One row per keyed purchase: Biomesight orders by the last round, keyed Gencove samples."""
-        rows = [
-            {
-                "customer_key": self.pseudonym(order.customer.customer_id),
-                "provider": "biomesight",
-                "ref": order.order_id,
-                "purchased_at": order.purchase_date,
-                "country_code": order.customer.country_code,
-            }
-            for order in our_orders(self.world, self.at)
-        ]
-        for sample in self.samples():
-            key = self.sample_key(sample)
-            if key is not None:
-                rows.append(
-                    {
-                        "customer_key": key,
-                        "provider": "gencove",
-                        "ref": sample.sample_id,
-                        "purchased_at": sample.created,
-                        "country_code": None,
-                    }
-                )
-        return pd.DataFrame(rows)
-
-    def traits(self) -> dict[str, tuple[str, dict[str, dict[str, object]]]]:
-        """customer key -> (sample id, trait key -> item) of their latest sample with trait scores."""
-        latest: dict[str, GencoveSample] = {}
-        for sample in self.samples():
-            key = self.sample_key(sample)
-            change = status_at(sample.timeline, self.at)
-            if key is None or change is None or change.status != "succeeded" or not sample.trait_scores:
-                continue
-            if key not in latest or (sample.created, sample.sample_id) > (
-                latest[key].created,
-                latest[key].sample_id,
-            ):
-                latest[key] = sample
-        return {
-            key: (s.sample_id, {t["trait"]["key"]: t for t in s.trait_scores}) for key, s in latest.items()
-        }
-
-
 @pytest.fixture(scope="module")
 def truth(synced_world: SyncedWorld) -> Truth:
-    with environment(synced_world.env):
-        key = Settings().pseudonym_key.get_secret_value().encode()
-    at = datetime.fromisoformat(synced_world.reports[-1].virtual_time).astimezone(UTC)
-    return Truth(synced_world.world, at, key)
+    return truth_of(synced_world)
 
 
 def test_every_kit_carries_its_customers_one_key(synced_world: SyncedWorld, truth: Truth) -> None:
@@ -305,20 +228,7 @@ def test_the_sandbox_signal_shows_in_microbiome_by_trait(synced_world: SyncedWor
 
 
 def test_kit_cohorts_has_a_trait_risk_dimension(synced_world: SyncedWorld, truth: Truth) -> None:
-    world = truth.world
-    traits = truth.traits()
-    kit_keys = {
-        ("biomesight", kit.kit_id): truth.pseudonym(world.orders[kit.order_id].customer.customer_id)
-        for kit in registered_kits(world, truth.at)
-    }
-    kit_keys |= {("gencove", s.sample_id): truth.sample_key(s) for s in truth.samples()}
-    expected = {
-        (provider, kit_id, f"{trait}: {item['risk']}")
-        for (provider, kit_id), key in kit_keys.items()
-        if key in traits
-        for trait, item in traits[key][1].items()
-        if item["risk"] is not None
-    }
+    expected = {(p, k, value) for (p, k), values in trait_risk_cohorts(truth).items() for value in values}
     actual = set(
         synced_world.rows(
             "SELECT provider, kit_id, cohort_value FROM kit_cohorts WHERE cohort_dimension = 'trait_risk'"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from flows.demo import CROSS_PARTNER_SQL
 from sandbox.taxonomy import GENOTYPE_EFFECTS
 from tests.flows.truth import our_orders, registered_kits
 from tests.synced import SyncedWorld
@@ -303,3 +304,21 @@ def test_readme_microbiome_by_trait_example(synced_world: SyncedWorld, trait_gro
     for (_, _, mean_pct, median_pct), mean, median in zip(actual, rows["mean"], rows["median"], strict=True):
         assert mean_pct == pytest.approx(100 * mean, abs=0.005 + 1e-9)
         assert median_pct == pytest.approx(100 * median, abs=0.005 + 1e-9)
+
+
+def test_the_demos_cross_partner_answer(
+    synced_world: SyncedWorld, truth: Truth, trait_groups: pd.DataFrame
+) -> None:
+    """The question `make demo` prints across partners, answered from the ground truth."""
+    rows = trait_groups[
+        (trait_groups["trait_key"] == "lactose_intolerance")
+        & (trait_groups["grouping"] == "risk")
+        & (trait_groups["measure"] == "Bifidobacterium")
+    ].sort_values("trait_group")
+    purchases = truth.purchases()
+    bought_both = int((purchases.groupby("customer_key")["provider"].nunique() == 2).sum())
+    answer = synced_world.rows(CROSS_PARTNER_SQL)
+    assert [(group, n, both) for group, n, _, _, both in answer] == [
+        (group, n, bought_both) for group, n in zip(rows["trait_group"], rows["n"], strict=True)
+    ]
+    assert [group for group, *_ in answer] == ["high_risk", "not_high_risk"]

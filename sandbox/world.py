@@ -29,7 +29,7 @@ from sandbox.accounts import (
 )
 from sandbox.customers import make_customer
 from sandbox.export import export_csv, platform_export
-from sandbox.gencove_results import DeliverableRecipe, genome_z
+from sandbox.gencove_results import DeliverableRecipe, trait_z
 from sandbox.generated import GeneratedKit, GeneratedSample
 from sandbox.lifecycles import KitLifecycle, kit_lifecycle, order_fulfilment, sample_lifecycle
 from sandbox.model import BM_FREQUENCIES, Clock, Customer, GencoveSample, Kit, Order, OrderItem, World
@@ -103,8 +103,7 @@ def _genome_cohort(world: World, customer_id: str) -> tuple[tuple[str, float], .
     seed = genome_seed(world, customer_id)
     if not seed:
         return ()
-    scores = genome_z(seed)
-    return tuple(sorted((trait, scores[trait]) for trait in GENOTYPE_EFFECTS))
+    return tuple(sorted((trait, trait_z(seed, trait)) for trait in GENOTYPE_EFFECTS))
 
 
 def _pick_pipeline(rng: random.Random) -> int:

@@ -4,6 +4,11 @@
 -- trait_risk is the exception: a kit (of either partner) whose customer has Gencove risk classes belongs to one
 -- cohort per risk trait, 'trait: risk' (e.g. 'lactose_intolerance: high_risk'); filter on one trait's values.
 CREATE OR REPLACE VIEW kit_cohorts AS
+-- kit_lifecycle is costly and read twice below: computed once.
+WITH lifecycle AS MATERIALIZED (
+    SELECT provider, kit_id, customer_key, purchase_month, country_code, sample_type, bristol_scale, bm_frequency
+    FROM kit_lifecycle
+)
 SELECT provider, kit_id, cohort_dimension, cohort_value
 FROM (
     SELECT
@@ -16,7 +21,7 @@ FROM (
         sample_type,
         CAST(bristol_scale AS VARCHAR) AS bristol_scale,
         bm_frequency
-    FROM kit_lifecycle
+    FROM lifecycle
 ) UNPIVOT (
     cohort_value FOR cohort_dimension IN (
         "all" AS 'all',
@@ -30,6 +35,6 @@ FROM (
 )
 UNION ALL
 SELECT l.provider, l.kit_id, 'trait_risk' AS cohort_dimension, t.trait_key || ': ' || t.risk AS cohort_value
-FROM kit_lifecycle AS l
+FROM lifecycle AS l
 JOIN customer_traits AS t ON t.customer_key = l.customer_key
 WHERE t.risk IS NOT NULL;

@@ -107,9 +107,9 @@ def both_tests_chart(trait_groups: pd.DataFrame, both_tests: pd.DataFrame) -> Ch
     keyless = int(counts.get("kits_without_customer", 0) or 0)
     findings = trait_findings(trait_groups)
     n_text = (
-        f"n = {customers} customers with both results ({bought_both} bought both tests; {keyless} kits have "
-        f"no customer key: no id, or in-flight Gencove samples whose metadata is read once final); findings "
-        f"only between groups of at least {MIN_COHORT_KITS} customers"
+        f"n = {customers} customers with both results ({bought_both} bought both tests; {keyless} kits came "
+        f"with no customer id and are not matched); findings only between groups of at least "
+        f"{MIN_COHORT_KITS} customers"
     )
     if findings.empty:
         title = (

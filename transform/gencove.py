@@ -311,6 +311,42 @@ def transform_gencove_samples(
     return rows.result()
 
 
+def samples_without_customer_id(items: Iterable[Any]) -> list[str]:
+    """Ids of listed samples that carry no customer id of their own (client_id empty, no metadata): the ones
+    whose `sample-metadata` must be read to key them before they are final (the kit-ordering guide's way)."""
+    ids = []
+    for item in items:
+        if not isinstance(item, Mapping) or text_or_none(item.get("id")) is None:
+            continue
+        if not _is_id(item.get("client_id")) and not _is_id(metadata_customer_id(item.get("metadata"))):
+            ids.append(str(item["id"]))
+    return ids
+
+
+def _is_id(value: object) -> bool:
+    """Whether a value can be a customer id (what optional_customer_key keys): non-blank text or a number."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
+
+
+def transform_gencove_sample_customers(
+    metadata_by_sample: Mapping[str, Any], *, key: bytes, observed_at: datetime, source: str = "poll"
+) -> TransformResult:
+    """`sample-metadata/{id}` payloads of samples not final yet -> their kits' customer_key, nothing else.
+
+    metadata_json stays untouched: it marks a sample whose details were read (see warehouse.state), and
+    these samples' details come when they are final.
+    """
+    rows = TableRows(observed_at, "kits")
+    for sample_id, metadata in metadata_by_sample.items():
+        customer = optional_customer_key(metadata_customer_id(metadata), key)
+        if customer is not None:
+            rows.add(
+                "kits",
+                {"provider": PROVIDER, "kit_id": sample_id, "customer_key": customer, "source": source},
+            )
+    return rows.result()
+
+
 def transform_gencove_sample_statuses(
     statuses_by_sample: Mapping[str, Any], *, observed_at: datetime, source: str = "poll"
 ) -> TransformResult:

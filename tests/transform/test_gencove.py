@@ -11,9 +11,11 @@ import pytest
 from transform.gencove import (
     METADATA_SAFE_FIELDS,
     failed_qc_list,
+    samples_without_customer_id,
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
+    transform_gencove_sample_customers,
     transform_gencove_sample_statuses,
     transform_gencove_samples,
     transform_gencove_trait_scores,
@@ -356,3 +358,31 @@ def test_raw_metadata_keeps_only_the_customer_id_and_declared_fields() -> None:
     assert kept["metadata"] == {"metadata": {"customer_id": "C-1", "channel": "web"}}
     assert kept["ancestry"] == bundle["ancestry"]
     assert {"channel"} <= METADATA_SAFE_FIELDS
+
+
+def test_listed_samples_without_an_id_of_their_own_are_named_for_a_metadata_read() -> None:
+    items = [
+        list_item("s-1", client_id=""),
+        list_item("s-2", client_id="CUST-000002"),
+        list_item("s-3", client_id="  "),
+        list_item("s-4", client_id="", metadata={"customer_id": "CUST-000004"}),
+        {"client_id": ""},
+        "junk",
+    ]
+    assert samples_without_customer_id(items) == ["s-1", "s-3"]
+
+
+def test_metadata_of_samples_in_flight_keys_their_kits_and_nothing_else(
+    key: bytes, observed_at: datetime
+) -> None:
+    """Only customer_key: metadata_json marks a sample whose details were read, and these have not been."""
+    metadata = {
+        "s-1": {"metadata": {"customer_id": "CUST-000001", "order_number": "GX-1"}},
+        "s-2": {"metadata": {"order_number": "GX-2"}},
+    }
+    result = transform_gencove_sample_customers(metadata, key=key, observed_at=observed_at)
+    _assert_schemas(result)
+    [kit] = result.table("kits").to_pylist()
+    assert (kit["kit_id"], kit["customer_key"]) == ("s-1", customer_key("CUST-000001", key))
+    assert kit["metadata_json"] is None
+    assert kit["project_id"] is None

@@ -2,8 +2,8 @@
 microbiome_by_trait and kit_cohorts' trait_risk, against the sandbox's ground truth.
 
 Expectations are rebuilt from the sandbox's `World` as kitsync could observe it by the synced world's last
-round: the platform's orders (the export), our Gencove samples, and which id each sample carries where. A
-sample's metadata is read with its details, once it is final, so until then only its client_id can key it.
+round: the platform's orders (the export), our Gencove samples, and which id each sample carries where (a
+sample listed without a client_id has its metadata read at once, so in-flight samples are keyed too).
 Pseudonyms are recomputed here with hmac (the documented definition), and every number with pandas; nothing is
 read back from kitsync's views to build an expectation.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from flows.demo import CROSS_PARTNER_SQL
 from sandbox.taxonomy import GENOTYPE_EFFECTS
-from tests.flows.truth import our_orders, registered_kits
+from tests.flows.truth import our_orders, registered_kits, sample_is_final
 from tests.synced import SyncedWorld
 from tests.warehouse.customer_truth import Truth, percentile_band, trait_risk_cohorts, truth_of
 from tests.warehouse.test_readme_queries import examples
@@ -35,8 +35,8 @@ def truth(synced_world: SyncedWorld) -> Truth:
 
 
 def test_every_kit_carries_its_customers_one_key(synced_world: SyncedWorld, truth: Truth) -> None:
-    """Biomesight kits and orders by the platform's id; Gencove samples by the id they carry; keyless ones
-    (no id anywhere, or only in metadata not read yet) stay NULL."""
+    """Biomesight kits and orders by the platform's id; Gencove samples by the id they carry, in flight or
+    final; samples with no id anywhere stay NULL."""
     world = truth.world
     expected = {
         ("biomesight", kit.kit_id): truth.pseudonym(world.orders[kit.order_id].customer.customer_id)
@@ -55,6 +55,8 @@ def test_every_kit_carries_its_customers_one_key(synced_world: SyncedWorld, trut
     }
     keyless = sum(key is None for (provider, _), key in expected.items() if provider == "gencove")
     assert keyless > 0, "the sandbox has samples without a readable customer id: they must stay keyless"
+    in_flight = [s for s in truth.samples() if not sample_is_final(s, truth.at) and not s.client_id]
+    assert sum(stored[("gencove", s.sample_id)] is not None for s in in_flight) >= 10
 
 
 def test_every_customer_who_bought_both_has_one_key_in_both_partners_tables(

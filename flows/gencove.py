@@ -159,7 +159,7 @@ async def _sample_customers(
         *(client.get_sample_metadata(sample_id) for sample_id in sample_ids), return_exceptions=True
     )
     # A failed read loses nothing: the metadata is read again with the sample's details once it is final.
-    metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, Exception)}
+    metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, BaseException)}
     observed_at = datetime.now(UTC)
     raw = [RawResponse(PROVIDER, SAMPLE_METADATA, sample_id, body) for sample_id, body in metadata.items()]
     return concat_results(

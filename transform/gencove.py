@@ -75,17 +75,17 @@ def _sample_id(item: object, what: str) -> str:
     return sample_id
 
 
-def unwrap_metadata(metadata: object) -> object:
-    """A sample's own metadata, whether it came bare (in a detail) or in the metadata endpoint's wrapper."""
-    if isinstance(metadata, Mapping) and set(metadata) == {"metadata"}:
-        return metadata["metadata"]
-    return metadata
+def endpoint_metadata(payload: object) -> object:
+    """The sample's own metadata in a `sample-metadata/{id}` answer `{"metadata": <any JSON>}`: only that
+    member is the sample's, not fields the partner may add beside it."""
+    if isinstance(payload, Mapping) and "metadata" in payload:
+        return payload["metadata"]
+    return payload
 
 
 def declared_metadata(metadata: object) -> dict[str, Any]:
     """What of a sample's metadata may be kept: the customer id (verbatim: it is pseudonymized by the
     transform, so raw responses can be transformed again) and the declared safe scalar fields."""
-    metadata = unwrap_metadata(metadata)
     if not isinstance(metadata, Mapping):
         return {}
     kept = {}
@@ -98,7 +98,6 @@ def declared_metadata(metadata: object) -> dict[str, Any]:
 
 def metadata_customer_id(metadata: object) -> object:
     """The platform's customer id in a sample's metadata, or None."""
-    metadata = unwrap_metadata(metadata)
     return metadata.get(METADATA_CUSTOMER_ID) if isinstance(metadata, Mapping) else None
 
 
@@ -276,7 +275,7 @@ def transform_gencove_samples(
         seen.add(sample_id)
         kit = _kit_row(detail, sample_id, key, source)
         if sample_id in metadata_by_sample:
-            metadata = metadata_by_sample[sample_id]
+            metadata = endpoint_metadata(metadata_by_sample[sample_id])
             kit["metadata_json"] = _metadata_json(metadata)
             kit["customer_key"] = sample_customer_key(metadata, detail.get("client_id"), key)
         rows.add("kits", kit)
@@ -296,8 +295,9 @@ def transform_gencove_samples(
                 payload=detail.get("files"),
                 excerpt=False,
             )
-    for sample_id, metadata in metadata_by_sample.items():
+    for sample_id, payload in metadata_by_sample.items():
         if sample_id not in seen:
+            metadata = endpoint_metadata(payload)
             rows.add(
                 "kits",
                 {
@@ -337,8 +337,8 @@ def transform_gencove_sample_customers(
     these samples' details come when they are final.
     """
     rows = TableRows(observed_at, "kits")
-    for sample_id, metadata in metadata_by_sample.items():
-        customer = optional_customer_key(metadata_customer_id(metadata), key)
+    for sample_id, payload in metadata_by_sample.items():
+        customer = optional_customer_key(metadata_customer_id(endpoint_metadata(payload)), key)
         if customer is not None:
             rows.add(
                 "kits",

@@ -33,12 +33,13 @@ class RawResponse:
 
 
 def _kept_metadata(metadata: Any) -> Any:
-    """Gencove's own report metadata (`{"value": ...}`) minus PII-like keys; a sample's metadata (bare, or in
-    the metadata endpoint's `{"metadata": ...}` wrapper) reduced to what may be kept, in the same wrapper."""
+    """Gencove's own report metadata (`{"value": ...}`) minus PII-like keys; a sample's metadata (bare, or the
+    metadata endpoint's answer `{"metadata": ...}`, whose other fields are not the sample's) reduced to what
+    may be kept, in the same wrapper."""
     if isinstance(metadata, dict) and set(metadata) == {"value"}:
         return strip_personal_data(metadata)
-    if isinstance(metadata, dict) and set(metadata) == {"metadata"}:
-        return {"metadata": declared_metadata(metadata)}
+    if isinstance(metadata, dict) and "metadata" in metadata:
+        return {"metadata": declared_metadata(metadata["metadata"])}
     return declared_metadata(metadata)
 
 

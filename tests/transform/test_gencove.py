@@ -386,3 +386,22 @@ def test_metadata_of_samples_in_flight_keys_their_kits_and_nothing_else(
     assert (kit["kit_id"], kit["customer_key"]) == ("s-1", customer_key("CUST-000001", key))
     assert kit["metadata_json"] is None
     assert kit["project_id"] is None
+
+
+def test_only_the_metadata_member_of_the_endpoints_answer_is_the_samples(
+    key: bytes, observed_at: datetime
+) -> None:
+    answer = {
+        "metadata": {"customer_id": "CUST-000009", "channel": "app"},
+        "schema_version": 3,
+        "channel": "x",
+    }
+    result = transform_gencove_samples(
+        [], key=key, observed_at=observed_at, metadata_by_sample={"s-1": answer}
+    )
+    [kit] = result.table("kits").to_pylist()
+    assert kit["customer_key"] == customer_key("CUST-000009", key)
+    assert json.loads(kit["metadata_json"]) == {"channel": "app"}
+    assert fit_to_keep({"metadata": answer}) == {
+        "metadata": {"metadata": {"customer_id": "CUST-000009", "channel": "app"}}
+    }

@@ -85,6 +85,12 @@ def _final_samples(items: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return out
 
 
+def _unkeyed_samples(items: list[dict[str, Any]]) -> list[str]:
+    """In-flight samples listed without a client_id: kitsync reads their metadata once for the customer id."""
+    final = {sample_id for sample_id, _ in _final_samples(items)}
+    return [item["id"] for item in items if not item.get("client_id") and item["id"] not in final]
+
+
 def _sample_paths(sample_id: str, succeeded: bool) -> list[tuple[str, dict[str, Any] | None]]:
     paths: list[tuple[str, dict[str, Any] | None]] = [
         (f"/api/v2/samples/{sample_id}", None),
@@ -136,8 +142,12 @@ def bare_sequential(base_url: str, orders: list[str], kits: list[str]) -> int:
                 page = client.get(
                     f"/api/v2/project-samples/{project}", params=_listing_params(pages.after), headers=gc
                 )
-                final += _final_samples(pages.take(page.content))
+                items = pages.take(page.content)
+                final += _final_samples(items)
                 done += 1
+                for sample_id in _unkeyed_samples(items):
+                    client.get(f"/api/v2/sample-metadata/{sample_id}", headers=gc).read()
+                    done += 1
             for sample_id, succeeded in final:
                 for path, params in _sample_paths(sample_id, succeeded):
                     client.get(path, params=params, headers=gc).read()
@@ -178,7 +188,12 @@ async def bare_async(
             pages, pending = Pages(), []
             while not pages.done:
                 body = await get(f"/api/v2/project-samples/{project_id}", _listing_params(pages.after), gc)
-                pending += [asyncio.ensure_future(sample(*s)) for s in _final_samples(pages.take(body))]
+                items = pages.take(body)
+                pending += [asyncio.ensure_future(sample(*s)) for s in _final_samples(items)]
+                pending += [
+                    asyncio.ensure_future(get(f"/api/v2/sample-metadata/{s}", None, gc))
+                    for s in _unkeyed_samples(items)
+                ]
             await asyncio.gather(*pending)
 
         await asyncio.gather(

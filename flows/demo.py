@@ -3,8 +3,8 @@
 It starts the sandbox (both partner APIs on 127.0.0.1) and the webhook receiver in-process, points the
 sandbox's pushes at the receiver, imports the platform's order export, then runs the Biomesight and Gencove
 syncs over several simulated hours (advancing the sandbox's virtual clock between rounds), loads DuckDB and
-prints what happened plus three cohort questions answered from the warehouse. Prefect runs on its temporary
-local server: nothing else needs to be running.
+prints what happened plus four cohort questions answered from the warehouse (the last one across partners).
+Prefect runs on its temporary local server: nothing else needs to be running.
 
 `simulate` is the same job without the printing; the end-to-end tests run it to get a realistic warehouse.
 """
@@ -34,7 +34,17 @@ from warehouse.duck import query
 
 DEMO_MARKER = ".kitsync-demo"
 
-# Three questions an analyst asks first, answered from the views.
+# One customer, one key at both partners: Gencove's trait risk against Biomesight's genus abundance.
+CROSS_PARTNER_SQL = """
+SELECT trait_group AS lactose_intolerance, n AS customers,
+       round(100 * mean, 2) AS mean_bifidobacterium_pct, round(100 * median, 2) AS median_bifidobacterium_pct,
+       (SELECT count(*) FROM customers WHERE bought_both) AS customers_who_bought_both
+FROM microbiome_by_trait
+WHERE trait_key = 'lactose_intolerance' AND grouping = 'risk' AND measure = 'Bifidobacterium'
+ORDER BY trait_group
+"""
+
+# Four questions an analyst asks first, answered from the views; the last spans both partners.
 COHORT_QUESTIONS: tuple[tuple[str, str], ...] = (
     (
         "How long from order to results, and how many kits end off the path? (days, by provider)",
@@ -77,6 +87,11 @@ COHORT_QUESTIONS: tuple[tuple[str, str], ...] = (
         FROM g JOIN (SELECT taxon FROM spread ORDER BY spread DESC, taxon LIMIT 8) AS top USING (taxon)
         ORDER BY g.taxon, g.mean_abundance DESC
         """,
+    ),
+    (
+        "Customers with both tests: does a high lactose-intolerance risk (Gencove) go with more "
+        "Bifidobacterium (Biomesight)?",
+        CROSS_PARTNER_SQL,
     ),
 )
 

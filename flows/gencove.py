@@ -33,11 +33,13 @@ from transform import (
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
+    transform_gencove_sample_customers,
     transform_gencove_sample_statuses,
     transform_gencove_samples,
     transform_gencove_trait_scores,
 )
 from transform.failures import FetchFailure, transform_fetch_failures
+from transform.gencove import samples_without_customer_id
 from transform.raw import RawResponse, transform_raw_responses
 from transform.result import TransformResult
 from warehouse.raw import latest_raw_responses
@@ -46,6 +48,7 @@ from warehouse.state import GencovePlan, KnownStatus, gencove_plan
 PROVIDER = "gencove"
 SUCCEEDED = "succeeded"
 SAMPLE_BUNDLE = "sample-bundle"  # raw endpoint: a sample's details, metadata, statuses and results together
+SAMPLE_METADATA = "sample-metadata"  # raw endpoint: the metadata of a listed sample not final yet
 
 
 def listing_endpoint(project_id: str) -> str:
@@ -140,6 +143,9 @@ async def list_project(
                     tally.status_changes += is_change(known.get(sample_id), status, created)
                     if isinstance(status, str) and is_final(PROVIDER, status):
                         final[sample_id] = project_id
+                unkeyed = [s for s in samples_without_customer_id(page) if s not in known and s not in final]
+                if unkeyed:
+                    land_result(settings, await _sample_customers(client, unkeyed, key, source), tally)
         except Exception as error:
             failure = record_failure(
                 error,
@@ -172,6 +178,26 @@ class DetailNotFinalError(Exception):
 def _as_list_item(sample: Mapping[str, Any]) -> dict[str, Any]:
     """A sample detail as the listing item it extends (without files or metadata: not details fetched)."""
     return {k: v for k, v in sample.items() if k not in ("files", "metadata", "project")}
+
+
+async def _sample_customers(
+    client: AsyncGencoveClient, sample_ids: list[str], key: bytes, source: str
+) -> TransformResult:
+    """Customer keys of newly listed samples whose id is only in their metadata (the kit-ordering guide's
+    way), read once so in-flight samples count for their customer; final ones get it with their details."""
+    answers = await asyncio.gather(
+        *(client.get_sample_metadata(sample_id) for sample_id in sample_ids), return_exceptions=True
+    )
+    # A failed read loses nothing: the metadata is read again with the sample's details once it is final.
+    metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, BaseException)}
+    observed_at = datetime.now(UTC)
+    raw = [RawResponse(PROVIDER, SAMPLE_METADATA, sample_id, body) for sample_id, body in metadata.items()]
+    return concat_results(
+        (
+            transform_gencove_sample_customers(metadata, key=key, observed_at=observed_at, source=source),
+            transform_raw_responses(raw, observed_at=observed_at),
+        )
+    )
 
 
 async def _collect(items: AsyncIterator[Any]) -> list[Any]:

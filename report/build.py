@@ -22,6 +22,7 @@ from report.cohorts import DEFAULT_DIMENSION, cohort_dimensions
 from report.data import ReportData, load_report_data
 from report.headlines import Headlines, compute_headlines
 from report.html import SECTIONS, render_page
+from report.traits import both_tests_chart
 
 # The page holds kit ids (stuck kits): readable by the account that made it, like the warehouse itself.
 REPORT_FILE_MODE = 0o600
@@ -53,6 +54,7 @@ def draw_charts(data: ReportData) -> dict[str, Chart | None]:
         "scores": scores_chart(data.scores, data.dimension),
         "taxa": taxa_heatmap(data.taxa_rows, data.taxa, data.profiled, data.dimension),
         "alpha": alpha_chart(data.alpha, data.dimension),
+        "both_tests": both_tests_chart(data.trait_groups, data.both_tests),
         "stuck": stuck_chart(data.stuck, data.overview),
     }
     missing = {s.key for s in SECTIONS} - set(charts)

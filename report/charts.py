@@ -40,6 +40,7 @@ DIMENSION_NAMES = {
     "sample_type": "sample type",
     "bristol_scale": "Bristol stool scale",
     "bm_frequency": "bowel-movement frequency",
+    "trait_risk": "genetic trait risk",
 }
 SCORE_UNIT = "score (0-100 points)"
 RANK_PLURALS = {

@@ -15,6 +15,8 @@ OVERALL = "all"
 
 _UNPIVOT_LIST = re.compile(r"UNPIVOT\s*\(.*?\bIN\s*\((?P<items>.*?)\)\s*\)", re.IGNORECASE | re.DOTALL)
 _ALIAS = re.compile(r"\bAS\s+'(?P<name>[A-Za-z0-9_]+)'", re.IGNORECASE)
+# Dimensions added beside the UNPIVOT (a kit may be in several cohorts): `'x' AS cohort_dimension`.
+_EXTRA = re.compile(r"'(?P<name>[A-Za-z0-9_]+)'\s+AS\s+cohort_dimension\b", re.IGNORECASE)
 
 
 @cache
@@ -24,10 +26,12 @@ def cohort_dimensions() -> tuple[str, ...]:
     Parsed from the view's UNPIVOT list rather than copied, so a dimension added to the view is offered by the
     command line without a second edit (and a test checks the parse against the loaded view's values).
     """
-    match = _UNPIVOT_LIST.search(re.sub(r"--[^\n]*", " ", KIT_COHORTS_SQL.read_text()))
+    text = re.sub(r"--[^\n]*", " ", KIT_COHORTS_SQL.read_text())
+    match = _UNPIVOT_LIST.search(text)
     if match is None:
         raise RuntimeError(f"{KIT_COHORTS_SQL} has no UNPIVOT (... IN (...)) list of cohort dimensions")
     names = [m["name"] for m in _ALIAS.finditer(match["items"])]
+    names += [m["name"] for m in _EXTRA.finditer(text)]
     return tuple(name for name in names if name != OVERALL)
 
 

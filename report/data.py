@@ -29,6 +29,8 @@ VIEWS = (
     "stuck_kits",
     "failure_rates",
     "kit_cohorts",
+    "customers",
+    "microbiome_by_trait",
 )
 
 # kit_lifecycle's duration columns, in lifecycle order, with the label a chart shows for each.
@@ -172,6 +174,22 @@ ORDER BY days_over_p95 DESC, provider, kit_id
 """
 
 
+# Customers, those who bought both tests, and the kits no customer id came with (counted, never guessed).
+_BOTH_TESTS_SQL = """
+SELECT
+    count(*) AS customers,
+    count(*) FILTER (WHERE bought_both) AS bought_both,
+    (SELECT count(*) FROM kit_lifecycle WHERE customer_key IS NULL) AS kits_without_customer
+FROM customers
+"""
+
+_TRAIT_GROUPS_SQL = """
+SELECT trait_key, grouping, trait_group, measure_kind, measure, n, mean, median, stddev
+FROM microbiome_by_trait
+ORDER BY trait_key, grouping, measure_kind, measure, trait_group
+"""
+
+
 @dataclass(frozen=True)
 class ReportData:
     """What one report shows, all read from one snapshot of the warehouse."""
@@ -191,6 +209,8 @@ class ReportData:
     profiled: pd.DataFrame
     alpha: pd.DataFrame
     stuck: pd.DataFrame
+    both_tests: pd.DataFrame
+    trait_groups: pd.DataFrame
 
 
 def _frame(
@@ -259,6 +279,8 @@ def load_report_data(db_path: str | os.PathLike[str], dimension: str) -> ReportD
             profiled=_frame(connection, _PROFILED_SQL, {"dimension": dimension, "rank": TAXA_RANK}),
             alpha=_frame(connection, _ALPHA_SQL, {"dimension": dimension, "rank": TAXA_RANK}),
             stuck=_frame(connection, _STUCK_SQL),
+            both_tests=_frame(connection, _BOTH_TESTS_SQL),
+            trait_groups=_frame(connection, _TRAIT_GROUPS_SQL),
         )
     finally:
         connection.close()

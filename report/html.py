@@ -18,6 +18,7 @@ import pandas as pd
 from report.charts import RANK_PLURALS, Chart, dimension_name, provider_name
 from report.data import MIN_COHORT_KITS, TAXA_RANK, VIEWS, ReportData
 from report.headlines import Headlines
+from report.traits import measure_label, trait_findings
 
 Table = pd.DataFrame
 
@@ -148,6 +149,27 @@ def _stuck_table(data: ReportData) -> Table:
     )
 
 
+def _both_tests_table(data: ReportData) -> Table:
+    rows = trait_findings(data.trait_groups)
+    return pd.DataFrame(
+        {
+            "trait": rows["trait_key"],
+            "grouped by": rows["grouping"].str.replace("_", " "),
+            "measure": [
+                measure_label(kind, measure)
+                for kind, measure in zip(rows["measure_kind"], rows["measure"], strict=True)
+            ],
+            "higher group": rows["high_group"],
+            "customers (higher)": rows["high_n"],
+            "mean (higher)": rows["high_mean"],
+            "lower group": rows["low_group"],
+            "customers (lower)": rows["low_n"],
+            "mean (lower)": rows["low_mean"],
+            "effect size (d)": rows["effect_size"],
+        }
+    )
+
+
 _TAXA = RANK_PLURALS.get(TAXA_RANK, TAXA_RANK)
 
 SECTIONS: tuple[Section, ...] = (
@@ -204,6 +226,18 @@ SECTIONS: tuple[Section, ...] = (
         "No kit has a taxonomy profile yet.",
         _alpha_table,
         ("alpha_diversity", "kit_cohorts"),
+    ),
+    Section(
+        "both_tests",
+        "Customers with both tests",
+        "Customers who bought both the microbiome and the DNA test, matched on the platform's own customer "
+        "id (one pseudonymous key at both partners; kits without a customer id are counted, never guessed). "
+        "For those with both results, each Gencove trait's risk class or percentile band against each "
+        "Biomesight score and the abundance of the most abundant genera (microbiome_by_trait). A gap is "
+        f"named only between groups of at least {MIN_COHORT_KITS} customers.",
+        "No customer has results from both partners yet.",
+        _both_tests_table,
+        ("microbiome_by_trait", "customers", "kit_lifecycle"),
     ),
     Section(
         "stuck",

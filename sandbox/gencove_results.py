@@ -10,6 +10,7 @@ import hashlib
 import math
 import random
 import uuid
+from statistics import NormalDist
 from typing import Any, NamedTuple
 
 from sandbox.model import GENCOVE_DELIVERABLE_TYPES, GencoveFile
@@ -86,6 +87,7 @@ class DeliverableRecipe(NamedTuple):
     outcome: str | None  # final status, or None if the sample never finishes
     failed_qc: tuple[str, ...]
     country_code: str
+    genome: str = ""  # the customer's genome seed (see `genome_z`); "" gives the sample a genome of its own
 
 
 def _has_outputs(recipe: DeliverableRecipe) -> bool:
@@ -175,14 +177,44 @@ def _percentile(z: float) -> float:
     return round(50 * (1 + math.erf(z / math.sqrt(2))), 1)
 
 
+def genome_z(genome: str) -> dict[str, float]:
+    """A person's standardized polygenic score per trait: a function of their genome seed only.
+
+    Every sample of one customer reads the same genome (one person, one genotype), and the Biomesight side of
+    the world reads it too to shift their microbiome (ground truth: sandbox.taxonomy.GENOTYPE_EFFECTS).
+    """
+    return {key: trait_z(genome, key) for key, *_ in _TRAITS}
+
+
+_STANDARD_NORMAL = NormalDist()
+
+
+def trait_z(genome: str, trait: str) -> float:
+    """One trait's standardized score of a genome: a hash mapped through the normal quantile function (cheap
+    enough to call for every kit of a 100,000-kit world)."""
+    digest = hashlib.blake2b(f"genome:{genome}:{trait}".encode(), digest_size=8).digest()
+    uniform = (int.from_bytes(digest, "big") + 0.5) / 2**64
+    return _STANDARD_NORMAL.inv_cdf(uniform)
+
+
+def trait_percentile(z: float) -> float:
+    """The percentile a trait score of standardized value `z` is reported at (one decimal, as sent)."""
+    return _percentile(z)
+
+
+RISK_PERCENTILES: dict[str, float] = {key: risk for key, _, _, _, risk in _TRAITS if risk is not None}
+
+
 def build_trait_scores(recipe: DeliverableRecipe) -> list[dict[str, Any]]:
-    """Polygenic trait scores in the API's item shape (only for succeeded samples)."""
+    """Polygenic trait scores in the API's item shape (succeeded samples only), from the customer's genome."""
     if not _has_outputs(recipe):
         return []
     rng = random.Random(f"{recipe.seed}:traits")
+    own = {key: rng.gauss(0, 1) for key, *_ in _TRAITS}
+    genome = genome_z(recipe.genome) if recipe.genome else own
     items = []
     for key, unit, mean, sd, risk_percentile in _TRAITS:
-        z = rng.gauss(0, 1)
+        z = genome[key]
         percentile = _percentile(z)
         risk = (
             None

@@ -281,6 +281,22 @@ class Cohort(NamedTuple):
     country_code: str
     bristol_scale: int | None
     bm_frequency: str | None
+    # The customer's standardized polygenic scores (trait key -> z, `sandbox.gencove_results.genome_z`), as
+    # sorted pairs so the cohort stays hashable; only traits in GENOTYPE_EFFECTS shift anything.
+    genome: tuple[tuple[str, float], ...] = ()
+
+
+# Ground truth: the sandbox's built-in cross-partner signal, the finding a microbiome x genetics analysis of
+# customers who bought both tests should make. Per trait: the genus it moves, and the shift of that genus's
+# logit-prevalence and log-abundance per standard deviation of the customer's polygenic score (z).
+# Lactase non-persistence (a high lactose-intolerance score) leaves lactose to the colon, where it feeds
+# Bifidobacterium: carriers have MORE Bifidobacterium (the LCT-Bifidobacterium association of Goodrich et al.
+# 2016 and Bonder et al. 2016). So Gencove's `lactose_intolerance` risk `high_risk` (percentile >= 80) and the
+# upper percentile bands go with a higher Bifidobacterium abundance (and prevalence) at Biomesight, and
+# through it a slightly higher Probiotic score. No other trait moves the microbiome.
+GENOTYPE_EFFECTS: dict[str, tuple[str, float, float]] = {
+    "lactose_intolerance": ("Bifidobacterium", 0.6, 0.9),
+}
 
 
 # Prevotella-rich vs Bacteroides-rich guts differ by country (diet): a log-abundance shift for Prevotella.
@@ -327,6 +343,11 @@ def cohort_shifts(cohort: Cohort) -> tuple[dict[str, tuple[float, float]], float
             Akkermansia=(-0.5, -0.6),
         )
         richness -= 0.45
+    for trait, z in cohort.genome:
+        if trait in GENOTYPE_EFFECTS:
+            genus, logit_per_z, log_per_z = GENOTYPE_EFFECTS[trait]
+            known = shifts.get(genus, (0.0, 0.0))
+            shifts[genus] = (known[0] + logit_per_z * z, known[1] + log_per_z * z)
     prevotella = PREVOTELLA_SHIFT_BY_COUNTRY.get(cohort.country_code, 0.0)
     if prevotella:
         shifts["Prevotella"] = (prevotella, prevotella)

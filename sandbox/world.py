@@ -29,12 +29,12 @@ from sandbox.accounts import (
 )
 from sandbox.customers import make_customer
 from sandbox.export import export_csv, platform_export
-from sandbox.gencove_results import DeliverableRecipe
+from sandbox.gencove_results import DeliverableRecipe, trait_z
 from sandbox.generated import GeneratedKit, GeneratedSample
 from sandbox.lifecycles import KitLifecycle, kit_lifecycle, order_fulfilment, sample_lifecycle
 from sandbox.model import BM_FREQUENCIES, Clock, Customer, GencoveSample, Kit, Order, OrderItem, World
 from sandbox.results import ResultRecipe
-from sandbox.taxonomy import Cohort
+from sandbox.taxonomy import GENOTYPE_EFFECTS, Cohort
 
 __all__ = [
     "DEFAULT_START",
@@ -65,6 +65,15 @@ _BM_BY_TRANSIT = {
 }
 
 
+# Gencove samples of our organisation: how the platform's one customer id travels with them (the rest of the
+# rolls, 3%, carry no customer id at all: staff and partner test kits, which analyses count and never guess).
+SHARED_CUSTOMER_SHARE = 0.30  # of our Gencove samples, bought by a customer who also bought a Biomesight kit
+_ID_IN_METADATA_ONLY = 0.70  # the kit-ordering guide's way: metadata.customer_id, client_id ""
+_ID_IN_BOTH = 0.88  # metadata.customer_id and the same id as client_id
+_ID_IN_CLIENT_ID_ONLY = 0.97  # an older integration: client_id only, no customer id in the metadata
+_NOTE_SHARE = 0.1  # samples whose metadata also carries free text written by the platform's support staff
+
+
 def _rng(world_seed: int, *parts: object) -> random.Random:
     return random.Random(":".join(str(p) for p in (world_seed, *parts)))
 
@@ -82,6 +91,19 @@ def _history_moment(rng: random.Random, start: datetime) -> datetime:
     days_before = HISTORY_DAYS * (1 - fraction)
     moment = start - timedelta(days=days_before)
     return moment.replace(microsecond=0)
+
+
+def genome_seed(world: World, customer_id: str) -> str:
+    """Which genome a platform customer carries: the same person at both partners has the same one."""
+    return f"{world.seed}:{customer_id}" if customer_id else ""
+
+
+def _genome_cohort(world: World, customer_id: str) -> tuple[tuple[str, float], ...]:
+    """The customer's polygenic scores that shift their microbiome (see sandbox.taxonomy.GENOTYPE_EFFECTS)."""
+    seed = genome_seed(world, customer_id)
+    if not seed:
+        return ()
+    return tuple(sorted((trait, trait_z(seed, trait)) for trait in GENOTYPE_EFFECTS))
 
 
 def _pick_pipeline(rng: random.Random) -> int:
@@ -200,7 +222,10 @@ class _BiomesightBuilder:
         life = kit_lifecycle(self.rng, registered)
         _apply_lifecycle(kit, life)
         if life.results_ready_at is not None:
-            cohort = Cohort(order.customer.country_code, bristol, frequency)
+            customer = order.customer
+            cohort = Cohort(
+                customer.country_code, bristol, frequency, _genome_cohort(self.world, customer.customer_id)
+            )
             self.pending_results.append(
                 _Pending(kit, self.rng.getrandbits(63), _pick_pipeline(self.rng), cohort)
             )
@@ -279,6 +304,7 @@ def _add_sample(
         life.outcome,
         tuple(life.failed_qc),
         customer.country_code,
+        genome_seed(world, customer.customer_id),
     )
     sample = GeneratedSample(
         sample_id=sample_id,
@@ -307,22 +333,23 @@ def _build_gencove(world: World, samples: int, start: datetime, ours_biomesight:
     next_number = max((int(c.customer_id[5:]) for c in ours_biomesight), default=0) + 1
     other_number = 1
     for index, (created, roll) in enumerate(plans):
+        order_number = f"GX-{created:%Y}-{index + 1:06d}"
         if roll < 0.05:
             account, project_id = OTHER_GENCOVE_API_KEY, OTHER_GENCOVE_PROJECT_IDS[0]
             customer = make_customer(rng, f"G{other_number + 70_000:07d}")
             client_id = f"ext-{other_number + 70_000}"
+            metadata: dict[str, Any] = {"customer_id": customer.customer_id, "order_number": order_number}
             other_number += 1
         else:
             account = GENCOVE_API_KEY
             project_id = GENCOVE_PROJECT_IDS[0] if rng.random() < 0.65 else GENCOVE_PROJECT_IDS[1]
-            if ours_biomesight and rng.random() < 0.25:  # a microbiome customer also buys the DNA test
-                customer = rng.choice(ours_biomesight)
+            if ours_biomesight and rng.random() < SHARED_CUSTOMER_SHARE:
+                customer = rng.choice(ours_biomesight)  # a microbiome customer also buys the DNA test
             else:
                 customer = make_customer(rng, f"CUST-{next_number:06d}")
                 next_number += 1
-            client_id = f"cust_{int(customer.customer_id[5:])}"
+            client_id, metadata = _carried_id(rng, customer, order_number)
         world.customers.setdefault(customer.customer_id, customer)
-        metadata = {"customer_id": client_id, "order_number": f"GX-{created:%Y}-{index + 1:06d}"}
         _add_sample(
             world,
             rng,
@@ -335,6 +362,22 @@ def _build_gencove(world: World, samples: int, start: datetime, ours_biomesight:
             metadata=metadata,
             hidden=rng.random() < 0.01,
         )
+
+
+def _carried_id(rng: random.Random, customer: Customer, order_number: str) -> tuple[str, dict[str, Any]]:
+    """(client_id, metadata) of one of our samples: the platform's one customer id, where it put it."""
+    roll = rng.random()
+    metadata: dict[str, Any] = {"order_number": order_number, "channel": rng.choice(("app", "web"))}
+    client_id = ""
+    if roll < _ID_IN_CLIENT_ID_ONLY:
+        if roll < _ID_IN_BOTH:
+            metadata = {"customer_id": customer.customer_id, **metadata}
+        if roll >= _ID_IN_METADATA_ONLY:
+            client_id = customer.customer_id
+    if rng.random() < _NOTE_SHARE:
+        name = f"{customer.first_name} {customer.last_name}"
+        metadata["note"] = f"Ordered by phone for {name}, {customer.phone}"
+    return client_id, metadata
 
 
 @contextmanager
@@ -473,7 +516,12 @@ def register_kit(world: World, kit: Kit, payload: dict[str, Any], at: datetime) 
                 _next_sample_id(world),
                 _pick_pipeline(rng),
                 life.results_ready_at,
-                Cohort(order.customer.country_code, kit.bristol_scale, kit.bm_frequency),
+                Cohort(
+                    order.customer.country_code,
+                    kit.bristol_scale,
+                    kit.bm_frequency,
+                    _genome_cohort(world, order.customer.customer_id),
+                ),
             )
             if isinstance(kit, GeneratedKit):
                 kit.set_result_recipe(recipe)
@@ -500,10 +548,10 @@ def order_sample_kit(world: World, account: str, payload: dict[str, Any], at: da
         metadata = payload.get("metadata")
         metadata = {} if metadata is None else metadata
         given_id = metadata.get("customer_id") if isinstance(metadata, dict) else None
-        client_id = given_id if isinstance(given_id, str) else ""
+        customer_id = given_id if isinstance(given_id, str) else ""
         first, _, last = _text(payload["recipient_address_name"]).strip().rpartition(" ")
         customer = Customer(
-            customer_id=client_id or f"GC-{sample_id[:8]}",
+            customer_id=customer_id or f"GC-{sample_id[:8]}",
             first_name=first or last,
             last_name=last if first else "",
             email=_text(payload["recipient_email"]),
@@ -523,7 +571,7 @@ def order_sample_kit(world: World, account: str, payload: dict[str, Any], at: da
             project_id=_text(payload["project_id"]),
             account=account,
             created=at,
-            client_id=client_id,
+            client_id="",  # a kit-ordering sample's client_id is empty (the guide's example)
             customer=customer,
             metadata=metadata,
             test_mode=bool(payload.get("test_mode", False)),

@@ -1,9 +1,13 @@
 """Gencove payloads -> tables: project-samples list items, sample details (+ metadata), status histories,
 quality controls, trait scores and ancestry.
 
-A Gencove sample is one kit, so samples land in `kits` with the sample id as kit_id. `client_id` is the
-platform's customer id and is stored only as a pseudonym; sample metadata is scrubbed of PII before it is
-kept; file download URLs are presigned credentials and are never read.
+A Gencove sample is one kit, so samples land in `kits` with the sample id as kit_id. The platform's customer
+id travels in the sample's `metadata.customer_id` (the kit-ordering guide; `client_id` is then "") or in
+`client_id` (older integrations): metadata first, then client_id, stored only as the pseudonymous
+`customer_key` that Biomesight's `user.id` gets too, so one customer has one key at both partners. A sample
+with neither stays keyless. Of the rest of the metadata (order numbers, notes typed by support staff: the
+platform writes what it likes there) only the fields declared in METADATA_SAFE_FIELDS are kept. File download
+URLs are presigned credentials and are never read.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from transform.pseudonym import optional_customer_key, scrub_json
+from transform.pseudonym import optional_customer_key, scrub_json, strip_personal_data
 from transform.result import TableRows, TransformResult
 from transform.status import to_stage
 from transform.values import (
@@ -27,6 +31,11 @@ from transform.values import (
 
 PROVIDER: Final = "gencove"
 _ABSENT: Final = object()
+# Where a sample's metadata carries the platform's customer id (the kit-ordering guide's key).
+METADATA_CUSTOMER_ID: Final = "customer_id"
+# Metadata fields that hold no personal data and are kept (scalars only) in kits.metadata_json; every other
+# key (order numbers, free text, anything new) is dropped. Add a field here only once it is known to be safe.
+METADATA_SAFE_FIELDS: Final = frozenset({"channel", "kit_type", "product_sku", "test_mode"})
 
 
 def _soft(parse: Callable[[Any], Any], value: object) -> Any:
@@ -66,21 +75,42 @@ def _sample_id(item: object, what: str) -> str:
     return sample_id
 
 
-def _metadata_json(metadata: object, key: bytes) -> str | None:
-    scrubbed = scrub_json(metadata, key)
-    return None if scrubbed is None or scrubbed == {} else to_json(scrubbed)
-
-
-def _endpoint_metadata_json(payload: object, key: bytes) -> str:
-    """`sample-metadata/{id}`'s answer `{"metadata": <any JSON>}` as scrubbed JSON.
-
-    Only the `metadata` member is the sample's: fields the partner adds beside it are not (they once were
-    kept as if they were metadata). Empty metadata is "{}", not null, so a sample whose metadata was read
-    is told apart from one never read (the planner counts its details fetched by it).
-    """
+def endpoint_metadata(payload: object) -> object:
+    """The sample's own metadata in a `sample-metadata/{id}` answer `{"metadata": <any JSON>}`: only that
+    member is the sample's, not fields the partner may add beside it."""
     if isinstance(payload, Mapping) and "metadata" in payload:
-        payload = payload["metadata"]
-    return _metadata_json(payload, key) or "{}"
+        return payload["metadata"]
+    return payload
+
+
+def declared_metadata(metadata: object) -> dict[str, Any]:
+    """What of a sample's metadata may be kept: the customer id (verbatim: it is pseudonymized by the
+    transform, so raw responses can be transformed again) and the declared safe scalar fields."""
+    if not isinstance(metadata, Mapping):
+        return {}
+    kept = {}
+    for name, value in metadata.items():
+        wanted = name == METADATA_CUSTOMER_ID or name in METADATA_SAFE_FIELDS
+        if wanted and isinstance(value, str | int | float | bool) and strip_personal_data(value) is not None:
+            kept[name] = value
+    return kept
+
+
+def metadata_customer_id(metadata: object) -> object:
+    """The platform's customer id in a sample's metadata, or None."""
+    return metadata.get(METADATA_CUSTOMER_ID) if isinstance(metadata, Mapping) else None
+
+
+def sample_customer_key(metadata: object, client_id: object, key: bytes) -> str | None:
+    """The customer's pseudonym: from metadata.customer_id, else client_id; None when neither holds an id."""
+    return optional_customer_key(metadata_customer_id(metadata), key) or optional_customer_key(client_id, key)
+
+
+def _metadata_json(metadata: object) -> str:
+    """The declared safe fields as JSON; "{}" when there are none (a fetched metadata is never null: a
+    non-null metadata_json tells the planner the sample's details were read)."""
+    safe = {k: v for k, v in declared_metadata(metadata).items() if k in METADATA_SAFE_FIELDS}
+    return to_json(safe)
 
 
 def _kit_row(item: Mapping[str, Any], sample_id: str, key: bytes, source: str) -> dict[str, Any]:
@@ -88,7 +118,7 @@ def _kit_row(item: Mapping[str, Any], sample_id: str, key: bytes, source: str) -
     row: dict[str, Any] = {
         "provider": PROVIDER,
         "kit_id": sample_id,
-        "customer_key": optional_customer_key(item.get("client_id"), key),
+        "customer_key": sample_customer_key(item.get("metadata"), item.get("client_id"), key),
         "project_id": text_or_none(item.get("project")),
         "physical_id": text_or_none(item.get("physical_id")),
         "hidden": item.get("hidden") if isinstance(item.get("hidden"), bool) else None,
@@ -100,7 +130,7 @@ def _kit_row(item: Mapping[str, Any], sample_id: str, key: bytes, source: str) -
         "source": source,
     }
     if "metadata" in item:
-        row["metadata_json"] = _metadata_json(item["metadata"], key)
+        row["metadata_json"] = _metadata_json(item["metadata"])
     return row
 
 
@@ -245,7 +275,9 @@ def transform_gencove_samples(
         seen.add(sample_id)
         kit = _kit_row(detail, sample_id, key, source)
         if sample_id in metadata_by_sample:
-            kit["metadata_json"] = _endpoint_metadata_json(metadata_by_sample[sample_id], key)
+            metadata = endpoint_metadata(metadata_by_sample[sample_id])
+            kit["metadata_json"] = _metadata_json(metadata)
+            kit["customer_key"] = sample_customer_key(metadata, detail.get("client_id"), key)
         rows.add("kits", kit)
         _add_event(rows, sample_id, detail.get("last_status"), source, "sample_detail")
         if detail.get("files", _ABSENT) is _ABSENT:
@@ -263,16 +295,54 @@ def transform_gencove_samples(
                 payload=detail.get("files"),
                 excerpt=False,
             )
-    for sample_id, metadata in metadata_by_sample.items():
+    for sample_id, payload in metadata_by_sample.items():
         if sample_id not in seen:
+            metadata = endpoint_metadata(payload)
             rows.add(
                 "kits",
                 {
                     "provider": PROVIDER,
                     "kit_id": sample_id,
+                    "customer_key": sample_customer_key(metadata, None, key),
                     "source": source,
-                    "metadata_json": _endpoint_metadata_json(metadata, key),
+                    "metadata_json": _metadata_json(metadata),
                 },
+            )
+    return rows.result()
+
+
+def samples_without_customer_id(items: Iterable[Any]) -> list[str]:
+    """Ids of listed samples that carry no customer id of their own (client_id empty, no metadata): the ones
+    whose `sample-metadata` must be read to key them before they are final (the kit-ordering guide's way)."""
+    ids = []
+    for item in items:
+        if not isinstance(item, Mapping) or text_or_none(item.get("id")) is None:
+            continue
+        if not _is_id(item.get("client_id")) and not _is_id(metadata_customer_id(item.get("metadata"))):
+            ids.append(str(item["id"]))
+    return ids
+
+
+def _is_id(value: object) -> bool:
+    """Whether a value can be a customer id (what optional_customer_key keys): non-blank text or a number."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
+
+
+def transform_gencove_sample_customers(
+    metadata_by_sample: Mapping[str, Any], *, key: bytes, observed_at: datetime, source: str = "poll"
+) -> TransformResult:
+    """`sample-metadata/{id}` payloads of samples not final yet -> their kits' customer_key, nothing else.
+
+    metadata_json stays untouched: it marks a sample whose details were read (see warehouse.state), and
+    these samples' details come when they are final.
+    """
+    rows = TableRows(observed_at, "kits")
+    for sample_id, payload in metadata_by_sample.items():
+        customer = optional_customer_key(metadata_customer_id(endpoint_metadata(payload)), key)
+        if customer is not None:
+            rows.add(
+                "kits",
+                {"provider": PROVIDER, "kit_id": sample_id, "customer_key": customer, "source": source},
             )
     return rows.result()
 

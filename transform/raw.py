@@ -1,8 +1,10 @@
 """Partner responses as fetched -> raw_responses rows, fit to keep: no personal data, no presigned URLs.
 
-Only the parts of a response that can hold personal data are touched: Gencove's free-form `metadata` loses
-PII-like keys (customer ids stay verbatim, so a later re-run pseudonymizes them exactly once) and deliverable
-`download_url`s, which are expiring credentials, are dropped. Everything a transform reads stays as sent.
+Only the parts of a response that can hold personal data are touched: a Gencove sample's free-form `metadata`
+keeps only its customer id (verbatim, so a later re-run pseudonymizes it exactly once) and the fields declared
+safe (`transform.gencove.METADATA_SAFE_FIELDS`); other `metadata` (Gencove's own, e.g. an ancestry report's
+`{"value": ...}`) loses PII-like keys; deliverable `download_url`s, which are expiring credentials, are
+dropped. Everything a transform reads stays as sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from transform.gencove import declared_metadata
 from transform.pseudonym import strip_personal_data
 from transform.result import TransformResult, build_table
 from transform.values import to_json
@@ -29,6 +32,17 @@ class RawResponse:
     body: Any
 
 
+def _kept_metadata(metadata: Any) -> Any:
+    """Gencove's own report metadata (`{"value": ...}`) minus PII-like keys; a sample's metadata (bare, or the
+    metadata endpoint's answer `{"metadata": ...}`, whose other fields are not the sample's) reduced to what
+    may be kept, in the same wrapper."""
+    if isinstance(metadata, dict) and set(metadata) == {"value"}:
+        return strip_personal_data(metadata)
+    if isinstance(metadata, dict) and "metadata" in metadata:
+        return {"metadata": declared_metadata(metadata["metadata"])}
+    return declared_metadata(metadata)
+
+
 def fit_to_keep(value: Any) -> Any:
     """`value` without presigned URLs anywhere and without personal data under any `metadata` key."""
     if isinstance(value, dict):
@@ -36,7 +50,7 @@ def fit_to_keep(value: Any) -> Any:
         for name, item in value.items():
             if name in _CREDENTIAL_KEYS:
                 continue
-            kept[name] = strip_personal_data(item) if name == "metadata" else fit_to_keep(item)
+            kept[name] = _kept_metadata(item) if name == "metadata" else fit_to_keep(item)
         return kept
     if isinstance(value, list):
         return [fit_to_keep(item) for item in value]

@@ -83,6 +83,10 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         assert {r[0] for r in synced.rows("SELECT DISTINCT kit_id FROM taxonomy")} == ready_t1
         final_t1 = {s.sample_id for s in our_samples(world, t1) if sample_is_final(s, t1)}
         assert requests(first, "gencove.sample") == len(final_t1)
+        # Metadata: with each final sample's details, and once for each in-flight one listed with no client_id
+        # (the kit-ordering guide's samples carry the customer id only there).
+        unkeyed_t1 = {s.sample_id for s in our_samples(world, t1) if not s.client_id} - final_t1
+        assert requests(first, "gencove.metadata") == len(final_t1) + len(unkeyed_t1) > len(final_t1)
         loaded = {r[0] for r in synced.rows("SELECT kit_id FROM kits WHERE provider = 'gencove'")}
         assert loaded == {s.sample_id for s in our_samples(world, t1)}
         with_files = {s.sample_id for s in our_samples(world, t1) if sample_is_final(s, t1) and s.files}
@@ -105,6 +109,10 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         assert {r[0] for r in synced.rows("SELECT kit_id FROM results")} == ready_t2
         final_t2 = {s.sample_id for s in our_samples(world, t2) if sample_is_final(s, t2)}
         assert requests(second, "gencove.sample") == len(final_t2 - final_t1)
+        new_t2 = {s.sample_id for s in our_samples(world, t2) if not s.client_id} - {
+            s.sample_id for s in our_samples(world, t1)
+        }
+        assert requests(second, "gencove.metadata") == len(final_t2 - final_t1) + len(new_t2 - final_t2)
 
         # The same run again at the same virtual time: the same polls, nothing fetched, nothing changed.
         before = _contents(synced)
@@ -119,6 +127,7 @@ def test_first_sync_loads_what_is_ready_and_later_syncs_ask_only_for_what_can_ch
         )
         assert requests(third, "biomesight.results") == 0
         assert requests(third, "gencove.sample") == 0
+        assert requests(third, "gencove.metadata") == 0
         assert _contents(synced) == before
         assert _reference_files(synced) == reference_files  # the vocabulary is loaded: not written again
         # Unchanged statuses are not landed again (they would only be dropped as duplicates at the load).

@@ -22,6 +22,7 @@ from PIL import Image
 import tests.report.conftest as report_conftest
 from tests.report.chromium import probe, run_chromium
 from tests.report.conftest import Rendered
+from tests.report.page import read_page
 from tests.synced import SyncedWorld
 
 BROKEN_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>control</title></head><body>
@@ -118,3 +119,27 @@ def test_a_screenshot_of_the_report_shows_the_charts(
         assert len(colours) > 1000
     saved = Path(rendered.path).with_name("report-screenshot.png")
     shutil.copy(shot, saved)  # kept beside the rendered report for a person to look at
+
+
+# --- issue 15: the section for customers with both tests, as the browser shows it ---------------------------
+
+
+def test_the_browser_shows_the_customers_with_both_tests_section(
+    chromium: str, rendered: Rendered, tmp_path: Path
+) -> None:
+    """The section renders in Chromium: its heading, its chart decoded (not among the broken images), its
+    finding as the chart's text alternative, and its table with one row per gap the report names."""
+    page = tmp_path / "report.html"
+    shutil.copy(rendered.path, page)
+    seen = probe(chromium, page, tmp_path / "profile")
+    chart = rendered.report.charts["both_tests"]
+    assert chart is not None
+    assert not [image for image in seen["broken"] if chart.title in image]
+    run = run_chromium(chromium, tmp_path / "profile-dom", "--dump-dom", page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    section = read_page(run.stdout).sections["both_tests"]
+    assert "Customers with both tests" in section.heading
+    [figure] = section.figures
+    assert figure.alt.startswith(chart.title)
+    assert figure.n == chart.n
+    assert section.rows == len(section.table_rows) == rendered.page.sections["both_tests"].rows

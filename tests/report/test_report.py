@@ -19,13 +19,14 @@ from flows.demo import environment
 from report.build import render_report
 from report.cli import add_report_command
 from report.cohorts import cohort_dimensions
+from report.data import MIN_COHORT_KITS
 from sandbox.taxonomy import PREVOTELLA_SHIFT_BY_COUNTRY, Cohort, cohort_shifts
 from tests.report.conftest import DIMENSION, Rendered
 from tests.report.page import png_size, read_page
 from tests.synced import SyncedWorld
 
 # The issue's sections, in page order.
-SECTIONS = ("funnel", "turnaround", "failures", "scores", "taxa", "alpha", "stuck")
+SECTIONS = ("funnel", "turnaround", "failures", "scores", "taxa", "alpha", "both_tests", "stuck")
 # The views the issue allows the report to read.
 ALLOWED_VIEWS = {
     "kit_lifecycle",
@@ -36,6 +37,8 @@ ALLOWED_VIEWS = {
     "stuck_kits",
     "failure_rates",
     "kit_cohorts",
+    "customers",
+    "microbiome_by_trait",
 }
 
 
@@ -70,6 +73,19 @@ def _expected_n(synced: SyncedWorld) -> dict[str, int]:
             "days_total",
         )
     )
+    # Customers with a Gencove sample with trait scores and a Biomesight kit with scores, under one key.
+    both = """
+        SELECT count(*) FROM (
+            SELECT coalesce(k.customer_key, o.customer_key)
+            FROM scores AS s JOIN kits AS k ON k.provider = s.provider AND k.kit_id = s.kit_id
+            LEFT JOIN orders AS o ON o.provider = k.provider AND o.order_id = k.order_id
+            WHERE s.provider = 'biomesight'
+            INTERSECT
+            SELECT k.customer_key
+            FROM trait_scores AS t JOIN kits AS k ON k.provider = t.provider AND k.kit_id = t.kit_id
+        ) AS both_results (customer_key)
+        WHERE customer_key IS NOT NULL
+    """
     return {
         "funnel": synced.scalar("SELECT count(*) FROM kits"),
         "turnaround": synced.scalar(f"SELECT count(*) FROM kit_lifecycle WHERE {timed}"),  # noqa: S608
@@ -77,6 +93,7 @@ def _expected_n(synced: SyncedWorld) -> dict[str, int]:
         "scores": synced.scalar(scored),
         "taxa": synced.scalar(profiled),
         "alpha": synced.scalar(profiled),
+        "both_tests": synced.scalar(both),
         "stuck": synced.scalar("SELECT count(*) FROM stuck_kits"),
     }
 
@@ -325,3 +342,54 @@ def test_the_cohort_report_flow_publishes_headlines_and_a_link(
     kits = summary["headlines"]["kits"]
     assert f"| kits tracked | {kits} |" in markdown
     assert os.fspath(target) in summary["path"]
+
+
+def test_the_both_tests_section_names_only_gaps_between_groups_of_ten(
+    rendered: Rendered, synced_world: SyncedWorld
+) -> None:
+    """Its rows are exactly the comparisons with two groups of at least MIN_COHORT_KITS customers, each
+    between the groups with the highest and the lowest mean (from microbiome_by_trait, itself checked against
+    the sandbox's ground truth in tests/warehouse/test_views_customers.py)."""
+    groups: dict[tuple[str, str, str], list[tuple[float, str, int]]] = {}
+    for trait, grouping, group, kind, measure, n, mean in synced_world.rows(
+        "SELECT trait_key, grouping, trait_group, measure_kind, measure, n, mean FROM microbiome_by_trait"
+    ):
+        if n >= MIN_COHORT_KITS:
+            label = f"{measure} abundance" if kind == "genus" else measure
+            groups.setdefault((trait, grouping.replace("_", " "), label), []).append((mean, group, n))
+    expected = {key: (max(found)[1], min(found)[1]) for key, found in groups.items() if len(found) >= 2}
+    section = rendered.page.sections["both_tests"]
+    column = {name: index for index, name in enumerate(section.table_header)}
+    shown = {}
+    for row in section.table_rows:
+        measure = row[column["measure"]]
+        key = (
+            row[column["trait"]],
+            row[column["grouped by"]],
+            measure
+            if measure.endswith(" abundance")
+            else measure.removesuffix(" score").lower().replace(" ", "_"),
+        )
+        shown[key] = (row[column["higher group"]], row[column["lower group"]])
+        assert int(row[column["customers (higher)"]]) >= MIN_COHORT_KITS
+        assert int(row[column["customers (lower)"]]) >= MIN_COHORT_KITS
+    assert shown == expected
+    chart = rendered.report.charts["both_tests"]
+    assert chart is not None
+    bought_both = synced_world.scalar("SELECT count(*) FROM customers WHERE bought_both")
+    assert f"({bought_both} bought both tests;" in chart.n_text
+    if not expected:
+        assert chart.title.startswith("No trait group has")
+
+
+def test_the_report_can_be_cut_by_trait_risk(synced_world: SyncedWorld) -> None:
+    report = render_report(synced_world.warehouse, "trait_risk")
+    values = {
+        row[0]
+        for row in synced_world.rows(
+            "SELECT DISTINCT cohort_value FROM kit_cohorts WHERE cohort_dimension = 'trait_risk'"
+        )
+    }
+    assert "lactose_intolerance: high_risk" in values
+    assert "genetic trait risk" in report.html
+    assert report.charts["scores"] is not None

@@ -166,7 +166,9 @@ def test_order_sample_kit_creates_a_sample_with_a_future_lifecycle(world: World)
             GENCOVE_API_KEY,
             at,
         )
-        assert sample.client_id == sample.metadata["customer_id"]
+        # As the kit-ordering guide shows: client_id "" and the platform's id in the metadata only.
+        assert sample.client_id == ""
+        assert sample.customer.customer_id == sample.metadata["customer_id"]
         assert sample.customer.first_name == "Jane"
         assert sample.customer.last_name == "Doe"
         assert sample.timeline[0].status == "kit_requested"

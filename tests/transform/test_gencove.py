@@ -9,15 +9,20 @@ from typing import Any
 import pytest
 
 from transform.gencove import (
+    METADATA_SAFE_FIELDS,
     failed_qc_list,
+    samples_without_customer_id,
     transform_gencove_ancestry,
     transform_gencove_project_samples,
     transform_gencove_quality_controls,
+    transform_gencove_sample_customers,
     transform_gencove_sample_statuses,
     transform_gencove_samples,
     transform_gencove_trait_scores,
 )
+from transform.platform import transform_platform_export
 from transform.pseudonym import customer_key
+from transform.raw import fit_to_keep
 from transform.schemas import TABLES
 
 PROJECT = "67931e57-c374-4c0b-9616-8b809ad5b657"
@@ -139,8 +144,9 @@ def test_sample_detail_gives_kit_metadata_and_deliverables(key: bytes, observed_
     _assert_schemas(result)
     [kit] = result.table("kits").to_pylist()
     assert kit["project_id"] == PROJECT
-    metadata = json.loads(kit["metadata_json"])
-    assert metadata == {"customer_id": customer_key("cust_12345", key), "order_number": "ORD-2025-001"}
+    # The customer id becomes the key; the order number and the e-mail are not declared safe: dropped.
+    assert kit["customer_key"] == customer_key("cust_12345", key)
+    assert json.loads(kit["metadata_json"]) == {}
     files = result.table("deliverables").to_pylist()
     assert [(f["file_id"], f["file_type"], f["size_bytes"]) for f in files] == [
         ("f-1", "impute-vcf", 123),
@@ -155,13 +161,18 @@ def test_sample_detail_gives_kit_metadata_and_deliverables(key: bytes, observed_
 
 def test_metadata_endpoint_payloads_are_scrubbed_and_joined(key: bytes, observed_at: datetime) -> None:
     detail = list_item(project=PROJECT)
-    metadata = {SAMPLE: {"metadata": {"client": "app", "phone": "+1 555"}}, "s-only": {"metadata": {"a": 1}}}
+    metadata = {
+        SAMPLE: {"metadata": {"channel": "app", "phone": "+1 555", "note": "call Jane Doe after 6"}},
+        "s-only": {"metadata": {"a": 1, "customer_id": "CUST-000042"}},
+    }
     result = transform_gencove_samples(
         [detail], key=key, observed_at=observed_at, metadata_by_sample=metadata
     )
     kits = {kit["kit_id"]: kit for kit in result.table("kits").to_pylist()}
-    assert json.loads(kits[SAMPLE]["metadata_json"]) == {"client": "app"}
-    assert json.loads(kits["s-only"]["metadata_json"]) == {"a": 1}
+    assert json.loads(kits[SAMPLE]["metadata_json"]) == {"channel": "app"}
+    assert json.loads(kits["s-only"]["metadata_json"]) == {}
+    assert kits["s-only"]["customer_key"] == customer_key("CUST-000042", key)
+    assert "Jane" not in json.dumps([t.to_pylist() for t in result.tables.values()], default=str)
     assert result.table("deliverables").num_rows == 0  # no files key, nothing to replace
 
 
@@ -266,3 +277,131 @@ def test_ancestry_flattens_plain_mappings_and_keeps_json(key: bytes, observed_at
     assert json.loads(reports["s-2"]["ancestry_json"]) == nested["ancestry"]["value"]
     assert json.loads(reports[SAMPLE]["metadata_json"]) == {"reference": "v3"}
     assert result.quarantine.column("entity_id").to_pylist() == ["s-3"]
+
+
+@pytest.mark.parametrize(
+    ("client_id", "metadata", "expected"),
+    [
+        ("", {"customer_id": "CUST-000007", "order_number": "GX-1"}, "CUST-000007"),  # the kit guide's way
+        ("CUST-000007", {"customer_id": "CUST-000007"}, "CUST-000007"),
+        ("cust_7", {"customer_id": "CUST-000007"}, "CUST-000007"),  # the metadata wins over client_id
+        ("CUST-000007", {"order_number": "GX-1"}, "CUST-000007"),  # an older integration: client_id only
+        ("CUST-000007", {"customer_id": "  "}, "CUST-000007"),  # a blank id is no id
+        ("", {"order_number": "GX-1"}, None),  # no id anywhere: keyless, not guessed
+        ("", {}, None),
+    ],
+)
+def test_the_customer_key_comes_from_metadata_then_client_id(
+    key: bytes, observed_at: datetime, client_id: str, metadata: dict[str, Any], expected: str | None
+) -> None:
+    want = None if expected is None else customer_key(expected, key)
+    detail = list_item(client_id=client_id, project=PROJECT)
+    from_endpoint = transform_gencove_samples(
+        [detail], key=key, observed_at=observed_at, metadata_by_sample={SAMPLE: {"metadata": metadata}}
+    )
+    inline = transform_gencove_samples([{**detail, "metadata": metadata}], key=key, observed_at=observed_at)
+    for result in (from_endpoint, inline):
+        [kit] = result.table("kits").to_pylist()
+        assert kit["customer_key"] == want
+
+
+def test_a_listed_kit_ordering_sample_is_keyless_until_its_metadata_is_read(
+    key: bytes, observed_at: datetime
+) -> None:
+    """The listing carries no metadata and client_id is "": no key there, and none guessed."""
+    listed = transform_gencove_project_samples(
+        [list_item(client_id="")], project_id=PROJECT, key=key, observed_at=observed_at
+    )
+    assert listed.table("kits").column("customer_key").to_pylist() == [None]
+
+
+def test_one_customer_has_one_key_at_both_partners(key: bytes, observed_at: datetime) -> None:
+    """Biomesight's user.id (via the platform export) and Gencove's metadata.customer_id, the same id."""
+    export_row = {
+        "order_id": "ORD-1",
+        "kit_id": "BS1-AAAAA",
+        "purchase_date": "2026-05-01T10:00:00Z",
+        "customer_id": "CUST-000123",
+        "country_code": "GB",
+    }
+    biomesight = transform_platform_export([export_row], key=key, observed_at=observed_at)
+    gencove = transform_gencove_samples(
+        [list_item(client_id="")],
+        key=key,
+        observed_at=observed_at,
+        metadata_by_sample={SAMPLE: {"metadata": {"customer_id": "CUST-000123"}}},
+    )
+    keys = {
+        *biomesight.table("orders").column("customer_key").to_pylist(),
+        *biomesight.table("kits").column("customer_key").to_pylist(),
+        *gencove.table("kits").column("customer_key").to_pylist(),
+    }
+    assert keys == {customer_key("CUST-000123", key)}
+
+
+def test_raw_metadata_keeps_only_the_customer_id_and_declared_fields() -> None:
+    """Raw responses are kept to be transformed again: the id stays verbatim, free text and order numbers go;
+    Gencove's own report metadata (an ancestry report's {"value": ...}) is kept as before."""
+    bundle = {
+        "sample": {
+            "id": SAMPLE,
+            "client_id": "",
+            "metadata": {"customer_id": "C-1", "note": "Jane Doe, +1 555"},
+        },
+        "metadata": {
+            "metadata": {"customer_id": "C-1", "order_number": "GX-9", "channel": "web", "n": {"a": 1}}
+        },
+        "ancestry": {"ancestry": {"value": {"x": 1.0}}, "metadata": {"value": {"version": "v2"}}},
+    }
+    kept = fit_to_keep(bundle)
+    assert kept["sample"]["metadata"] == {"customer_id": "C-1"}
+    assert kept["metadata"] == {"metadata": {"customer_id": "C-1", "channel": "web"}}
+    assert kept["ancestry"] == bundle["ancestry"]
+    assert {"channel"} <= METADATA_SAFE_FIELDS
+
+
+def test_listed_samples_without_an_id_of_their_own_are_named_for_a_metadata_read() -> None:
+    items = [
+        list_item("s-1", client_id=""),
+        list_item("s-2", client_id="CUST-000002"),
+        list_item("s-3", client_id="  "),
+        list_item("s-4", client_id="", metadata={"customer_id": "CUST-000004"}),
+        {"client_id": ""},
+        "junk",
+    ]
+    assert samples_without_customer_id(items) == ["s-1", "s-3"]
+
+
+def test_metadata_of_samples_in_flight_keys_their_kits_and_nothing_else(
+    key: bytes, observed_at: datetime
+) -> None:
+    """Only customer_key: metadata_json marks a sample whose details were read, and these have not been."""
+    metadata = {
+        "s-1": {"metadata": {"customer_id": "CUST-000001", "order_number": "GX-1"}},
+        "s-2": {"metadata": {"order_number": "GX-2"}},
+    }
+    result = transform_gencove_sample_customers(metadata, key=key, observed_at=observed_at)
+    _assert_schemas(result)
+    [kit] = result.table("kits").to_pylist()
+    assert (kit["kit_id"], kit["customer_key"]) == ("s-1", customer_key("CUST-000001", key))
+    assert kit["metadata_json"] is None
+    assert kit["project_id"] is None
+
+
+def test_only_the_metadata_member_of_the_endpoints_answer_is_the_samples(
+    key: bytes, observed_at: datetime
+) -> None:
+    answer = {
+        "metadata": {"customer_id": "CUST-000009", "channel": "app"},
+        "schema_version": 3,
+        "channel": "x",
+    }
+    result = transform_gencove_samples(
+        [], key=key, observed_at=observed_at, metadata_by_sample={"s-1": answer}
+    )
+    [kit] = result.table("kits").to_pylist()
+    assert kit["customer_key"] == customer_key("CUST-000009", key)
+    assert json.loads(kit["metadata_json"]) == {"channel": "app"}
+    assert fit_to_keep({"metadata": answer}) == {
+        "metadata": {"metadata": {"customer_id": "CUST-000009", "channel": "app"}}
+    }

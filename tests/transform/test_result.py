@@ -41,12 +41,12 @@ def test_concat_adds_rows_and_unknown_counts(
 
 def test_current_tables_merge_within_a_batch_coalescing_nulls(key: bytes, observed_at: datetime) -> None:
     item = {"id": "s-1", "client_id": "c-1", "failed_qc": []}
-    detail = {"id": "s-1", "project": "p-1", "metadata": {"a": 1}}
+    detail = {"id": "s-1", "project": "p-1", "metadata": {"channel": "app"}}
     result = transform_gencove_samples([item, detail], key=key, observed_at=observed_at)
     [kit] = result.table("kits").to_pylist()
     assert kit["customer_key"] is not None
     assert kit["project_id"] == "p-1"
-    assert kit["metadata_json"] == '{"a":1}'
+    assert kit["metadata_json"] == '{"channel":"app"}'
 
 
 def test_history_tables_keep_one_row_per_key(

@@ -32,6 +32,7 @@ from sandbox.accounts import BIOMESIGHT_CLIENT_ID, GENCOVE_API_KEY, GENCOVE_PROJ
 from sandbox.lifecycles import kit_lifecycle, order_fulfilment
 from sandbox.model import GENCOVE_FINAL_STATUSES, StatusChange, status_at
 from tests.synced import SyncedWorld
+from tests.warehouse.customer_truth import trait_risk_cohorts, truth_of
 from transform.reference import lifecycle_stages_table
 from transform.schemas import TABLES
 from warehouse.duck import connect_readonly
@@ -134,6 +135,7 @@ COHORT_DIMENSIONS = (
     "sample_type",
     "bristol_scale",
     "bm_frequency",
+    "trait_risk",
 )
 
 DAY = 86_400.0
@@ -525,8 +527,15 @@ def test_a_fulfilment_error_the_order_recovered_from_does_not_end_its_kit() -> N
 # --- cohorts, funnel, failure rates -------------------------------------------------------------------------
 
 
-def cohort_members(expected: pd.DataFrame) -> pd.DataFrame:
-    """(cohort_dimension, cohort_value, provider, kit_id) for every kit and dimension it has a value for."""
+@pytest.fixture(scope="module")
+def trait_risk(synced_world: SyncedWorld) -> dict[tuple[str, str], list[str]]:
+    """(provider, kit_id) -> its customer's trait_risk cohorts, from the sandbox's ground truth."""
+    return trait_risk_cohorts(truth_of(synced_world))
+
+
+def cohort_members(expected: pd.DataFrame, trait_risk: dict[tuple[str, str], list[str]]) -> pd.DataFrame:
+    """(cohort_dimension, cohort_value, provider, kit_id) for every kit and dimension it has a value for (and
+    for trait_risk, every risk trait of its customer)."""
     rows = []
     for (provider, kit_id), row in expected.iterrows():
         values = {
@@ -543,6 +552,10 @@ def cohort_members(expected: pd.DataFrame) -> pd.DataFrame:
             for d, v in values.items()
             if v is not None and not (isinstance(v, float) and math.isnan(v))
         ]
+        rows += [
+            {"cohort_dimension": "trait_risk", "cohort_value": v, "provider": provider, "kit_id": kit_id}
+            for v in trait_risk.get((provider, kit_id), [])
+        ]
     return pd.DataFrame(rows)
 
 
@@ -551,9 +564,11 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def test_funnel_counts_kits_that_reached_each_stage_by_cohort(
-    synced_world: SyncedWorld, expected: pd.DataFrame
+    synced_world: SyncedWorld, expected: pd.DataFrame, trait_risk: dict[tuple[str, str], list[str]]
 ) -> None:
-    members = cohort_members(expected).join(expected["furthest_path_rank"], on=["provider", "kit_id"])
+    members = cohort_members(expected, trait_risk).join(
+        expected["furthest_path_rank"], on=["provider", "kit_id"]
+    )
     want = {}
     for (dimension, value), group in members.groupby(["cohort_dimension", "cohort_value"]):
         previous = start = None
@@ -599,8 +614,10 @@ def test_funnel_counts_kits_that_ended_in_the_lab_as_having_reached_it(synced_wo
     assert reached == registered
 
 
-def test_failure_rates_by_cohort_and_reason(synced_world: SyncedWorld, expected: pd.DataFrame) -> None:
-    members = cohort_members(expected).join(
+def test_failure_rates_by_cohort_and_reason(
+    synced_world: SyncedWorld, expected: pd.DataFrame, trait_risk: dict[tuple[str, str], list[str]]
+) -> None:
+    members = cohort_members(expected, trait_risk).join(
         expected[["is_final", "current_stage", "failure_reason"]], on=["provider", "kit_id"]
     )
     want = {}

@@ -19,6 +19,7 @@ import pytest
 
 from sandbox.accounts import BIOMESIGHT_CLIENT_ID
 from tests.synced import SyncedWorld
+from tests.warehouse.customer_truth import trait_risk_cohorts, truth_of
 from warehouse.duck import connect_readonly
 
 COHORT_KEY = ["cohort_dimension", "cohort_value"]
@@ -74,8 +75,10 @@ def kits(synced_world: SyncedWorld) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def members(kits: pd.DataFrame) -> pd.DataFrame:
-    """(cohort_dimension, cohort_value, kit_id): one cohort per dimension a kit has a value for."""
+def members(kits: pd.DataFrame, synced_world: SyncedWorld) -> pd.DataFrame:
+    """(cohort_dimension, cohort_value, kit_id): one cohort per dimension a kit has a value for (trait_risk:
+    one per risk trait of its customer's Gencove results)."""
+    trait_risk = trait_risk_cohorts(truth_of(synced_world))
     rows = []
     for kit in kits.itertuples():
         values = {
@@ -89,6 +92,10 @@ def members(kits: pd.DataFrame) -> pd.DataFrame:
         }
         rows += [
             {"cohort_dimension": d, "cohort_value": v, "kit_id": kit.kit_id} for d, v in values.items() if v
+        ]
+        rows += [
+            {"cohort_dimension": "trait_risk", "cohort_value": v, "kit_id": kit.kit_id}
+            for v in trait_risk.get(("biomesight", kit.kit_id), [])
         ]
     return pd.DataFrame(rows)
 
@@ -161,6 +168,7 @@ def test_cohort_scores_summarise_each_score_by_cohort(
         "sample_type",
         "bristol_scale",
         "bm_frequency",
+        "trait_risk",
     }
     assert set(expected["score_key"]) == {"gut_health", "diversity", "probiotic", "commensal", "pathobiont"}
     tolerance = 1e-9

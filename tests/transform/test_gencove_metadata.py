@@ -19,8 +19,8 @@ def kits(metadata_by_sample: dict[str, object]) -> dict[str, dict[str, object]]:
 def test_fields_beside_metadata_are_not_the_samples() -> None:
     """A partner adding a field next to `metadata` (an API version, links) once had the whole answer kept as
     the sample's metadata."""
-    rows = kits({"s-1": {"metadata": {"order_number": "GX-1"}, "schema_version": 3, "links": {"self": None}}})
-    assert json.loads(str(rows["s-1"]["metadata_json"])) == {"order_number": "GX-1"}
+    rows = kits({"s-1": {"metadata": {"channel": "web"}, "channel": "app", "schema_version": 3, "links": {}}})
+    assert json.loads(str(rows["s-1"]["metadata_json"])) == {"channel": "web"}
 
 
 def test_empty_metadata_is_recorded_as_read() -> None:

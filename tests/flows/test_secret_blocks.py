@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from flows.demo import environment
 from sandbox.accounts import GENCOVE_API_KEY
 from tests.flows.truth import our_samples, requests
@@ -15,13 +17,13 @@ def test_a_secret_block_overrides_the_environment(prefect_api: str, tmp_path: Pa
     from prefect.blocks.system import Secret
 
     from flows.gencove import sync_gencove
+    from flows.outcomes import RunCannotWork
 
     Secret(value=GENCOVE_API_KEY).save("kitsync-test-gencove-key", overwrite=True)
     with SyncedWorld.start(tmp_path / "data", kits=30, rounds=0, webhooks=False) as synced:
         wrong = {**synced.env, "KITSYNC_GENCOVE_API_KEY": "a-key-gencove-does-not-know"}
-        with environment(wrong):
-            refused = asyncio.run(sync_gencove())
-        assert refused["quarantined"] == {"unauthorized": 2}  # one per project listing
+        with environment(wrong), pytest.raises(RunCannotWork, match="KITSYNC_GENCOVE_API_KEY"):
+            asyncio.run(sync_gencove())  # the environment's key is refused: the run fails, naming it
         assert requests(synced.server.request_counts(), "gencove.sample") == 0
 
         with environment({**wrong, "KITSYNC_GENCOVE_API_KEY_BLOCK": "kitsync-test-gencove-key"}):

@@ -5,8 +5,10 @@ plain `@dlt.resource`s and `@dlt.transformer(parallelized=True)`s (ids in pages 
 dlt's extract thread pool with dlt's own `requests` client: retries, keep-alive), `write_disposition="merge"`
 on primary keys, `loader_file_format="parquet"`, taxonomy rows yielded as arrow tables (dlt's zero-copy path),
 normalize and load workers on, DuckDB destination. It makes the same requests as kitsync (the sandbox's
-counter shows it) and applies the same domain rules where a row count depends on them: the taxonomy CSV is
-parsed with kitsync's own `parse_taxonomy_csv`, scores and recommendations are flattened to one row each.
+counter shows it: the listing's filters at their widest, the metadata of in-flight samples listed without a
+client_id, every final sample's QC, no more for a sample whose own detail is not final yet) and applies the
+same domain rules where a row count depends on them: the taxonomy CSV is parsed with kitsync's own
+`parse_taxonomy_csv`, scores and recommendations are flattened to one row each.
 Both warehouses' row counts are printed side by side.
 
     .venv/bin/python bench/sync_vs_dlt.py --kits 2000
@@ -27,9 +29,9 @@ from typing import Any
 import _harness as h
 import duckdb
 import pyarrow as pa
-from sync_vs_raw import PAGE, Pages, _final_samples, _ids, _listing_params
+from sync_vs_raw import PAGE, Pages, _final_samples, _ids, _listing_params, _unkeyed_samples
 
-from transform.status import to_stage
+from transform.status import is_final, to_stage
 from transform.taxonomy import parse_taxonomy_csv
 
 GOAL = 3.0
@@ -41,6 +43,7 @@ KEYS = {
     "recommendations": ["kit_id", "category", "action", "item"],
     "taxonomy": ["kit_id", "rank", "lineage"],
     "sample_details": ["id"],
+    "sample_customers": ["id"],
     "deliverables": ["id"],
     "sample_statuses": ["id"],
     "quality_controls": ["sample_id", "quality_control_type__key"],
@@ -180,20 +183,25 @@ def dlt_source(base_url: str, orders: list[str], kits: list[str]) -> Any:  # noq
 
     @dlt.transformer(data_from=samples, parallelized=True)
     def sample_details(items: list[dict[str, Any]]) -> Iterator[Any]:
-        details, qcs, traits, ancestry, files, histories = [], [], [], [], [], []
-        for sample_id, succeeded in _final_samples(items):
-            sample = gc_get(f"samples/{sample_id}")
+        details, customers, qcs, traits, ancestry, files, histories = [], [], [], [], [], [], []
+        # in-flight samples listed without a client_id: their metadata names the customer (kitsync keys them)
+        customers += [{"id": s, "metadata": gc_get(f"sample-metadata/{s}")} for s in _unkeyed_samples(items)]
+        for sample_id, _ in _final_samples(items):
+            sample = gc_get(f"samples/{sample_id}") or {}
+            status = (sample.get("last_status") or {}).get("status")
+            if not (isinstance(status, str) and is_final("gencove", status)):
+                continue  # not final in its own detail: kitsync asks again next run, so nothing more here
             metadata = gc_get(f"sample-metadata/{sample_id}")
             history = gc_get(f"sample-statuses/{sample_id}", {"limit": PAGE, "offset": 0})
             details.append({"id": sample_id, "metadata": metadata})
             files += [{"sample_id": sample_id, **f} for f in sample.get("files") or []]
             histories += [{"sample_id": sample_id, **s} for s in history["results"]]
-            if succeeded:
-                qcs += [
-                    {"sample_id": sample_id, **q}
-                    for q in gc_get(f"sample-quality-controls/{sample_id}", {"limit": PAGE, "offset": 0})
-                    or []
-                ]
+            # QC whatever the outcome: a failed-QC sample's checks say why it failed
+            qcs += [
+                {"sample_id": sample_id, **q}
+                for q in gc_get(f"sample-quality-controls/{sample_id}", {"limit": PAGE, "offset": 0}) or []
+            ]
+            if status == "succeeded":
                 page = gc_get(f"sample-trait-scores/{sample_id}", {"limit": PAGE, "offset": 0})
                 traits += [{"sample_id": sample_id, **t} for t in (page or {}).get("results", [])]
                 found = gc_get(f"sample-ancestry/{sample_id}")
@@ -201,6 +209,7 @@ def dlt_source(base_url: str, orders: list[str], kits: list[str]) -> Any:  # noq
                     ancestry.append({"sample_id": sample_id, "report": found})
         for rows, table in (
             (details, "sample_details"),
+            (customers, "sample_customers"),
             (files, "deliverables"),
             (histories, "sample_statuses"),
             (qcs, "quality_controls"),

@@ -2,10 +2,10 @@
 
 The bare loops read the same platform export, poll every order and kit, fetch JSON and CSV results of the kits
 whose status says they are ready, list both Gencove projects by keyset pages of 200 and fetch every final
-sample's details (QC, traits and ancestry for succeeded ones), discarding every body they do not need to
-decide what to ask next. They run against the same sandbox process as kitsync, and the sandbox's own request
-counter shows that both sides made the same requests. The fastest bare loop is the ceiling: what the sandbox
-and one client process can do with no work at all on the bodies.
+sample's details (QC whatever the outcome, traits and ancestry for succeeded ones), discarding every body they
+do not need to decide what to ask next. They run against the same sandbox process as kitsync, and the
+sandbox's own request counter shows that both sides made the same requests. The fastest bare loop is the
+ceiling: what the sandbox and one client process can do with no work at all on the bodies.
 
     .venv/bin/python bench/sync_vs_raw.py --kits 3000
 """
@@ -41,7 +41,16 @@ def _ids(export: bytes) -> tuple[list[str], list[str]]:
 
 
 def _listing_params(modified_after: str | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"sort_by": "modified", "sort_order": "asc", "limit": PAGE, "offset": 0}
+    """kitsync's listing query: its filters sent at their widest, as extract.gencove sends them."""
+    params: dict[str, Any] = {
+        "sort_by": "modified",
+        "sort_order": "asc",
+        "status": "all",
+        "archive_status": "all",
+        "hidden_status": "all",
+        "limit": PAGE,
+        "offset": 0,
+    }
     if modified_after is not None:
         params["modified_after"] = modified_after
     return params
@@ -96,10 +105,11 @@ def _sample_paths(sample_id: str, succeeded: bool) -> list[tuple[str, dict[str, 
         (f"/api/v2/samples/{sample_id}", None),
         (f"/api/v2/sample-metadata/{sample_id}", None),
         (f"/api/v2/sample-statuses/{sample_id}", {"limit": PAGE, "offset": 0}),
+        # every final sample's QC, as kitsync reads it: a failed-QC sample's checks say why it failed
+        (f"/api/v2/sample-quality-controls/{sample_id}", {"limit": PAGE, "offset": 0}),
     ]
     if succeeded:
         paths += [
-            (f"/api/v2/sample-quality-controls/{sample_id}", {"limit": PAGE, "offset": 0}),
             (f"/api/v2/sample-trait-scores/{sample_id}", {"limit": PAGE, "offset": 0}),
             (f"/api/v2/sample-ancestry/{sample_id}", None),
         ]

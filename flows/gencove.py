@@ -39,7 +39,7 @@ from transform import (
     transform_gencove_trait_scores,
 )
 from transform.failures import FetchFailure, transform_fetch_failures
-from transform.gencove import samples_without_customer_id
+from transform.gencove import detail_as_list_item, samples_without_customer_id
 from transform.raw import RawResponse, transform_raw_responses
 from transform.result import TransformResult
 from warehouse.raw import latest_raw_responses
@@ -175,21 +175,14 @@ class DetailNotFinalError(Exception):
         self.sample = sample
 
 
-def _as_list_item(sample: Mapping[str, Any]) -> dict[str, Any]:
-    """A sample detail as the listing item it extends (without files or metadata: not details fetched)."""
-    return {k: v for k, v in sample.items() if k not in ("files", "metadata", "project")}
-
-
 async def _sample_customers(
     client: AsyncGencoveClient, sample_ids: list[str], key: bytes, source: str
 ) -> TransformResult:
     """Customer keys of newly listed samples whose id is only in their metadata (the kit-ordering guide's
     way), read once so in-flight samples count for their customer; final ones get it with their details."""
-    answers = await asyncio.gather(
-        *(client.get_sample_metadata(sample_id) for sample_id in sample_ids), return_exceptions=True
-    )
+    (answers,) = await fetch_each((sample_ids, client.get_sample_metadata))
     # A failed read loses nothing: the metadata is read again with the sample's details once it is final.
-    metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, BaseException)}
+    metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, Exception)}
     observed_at = datetime.now(UTC)
     raw = [RawResponse(PROVIDER, SAMPLE_METADATA, sample_id, body) for sample_id, body in metadata.items()]
     return concat_results(
@@ -289,7 +282,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
             transform_fetch_failures(failures, observed_at=observed_at),
             *(
                 listing_tables(
-                    [_as_list_item(item) for item in items],
+                    [detail_as_list_item(item) for item in items],
                     project_id=project_id,
                     key=key,
                     source=source,

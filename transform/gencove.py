@@ -311,6 +311,12 @@ def transform_gencove_samples(
     return rows.result()
 
 
+def detail_as_list_item(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A `samples/{id}` detail as the listing item it extends: without files, metadata or project, so landing
+    it records the sample's status without marking its details fetched."""
+    return {k: v for k, v in sample.items() if k not in ("files", "metadata", "project")}
+
+
 def samples_without_customer_id(items: Iterable[Any]) -> list[str]:
     """Ids of listed samples that carry no customer id of their own (client_id empty, no metadata): the ones
     whose `sample-metadata` must be read to key them before they are final (the kit-ordering guide's way)."""

@@ -27,11 +27,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+# ruff, then the architecture: DESIGN.md's import directions (import-linter contracts in pyproject.toml) and
+# every imported module declared as a direct dependency (deptry).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

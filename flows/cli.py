@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # the report package is optional at this layer
         pass
     else:
-        add_report_command(commands)
+        add_report_command(commands, default_data_dir=lambda: _settings().data_dir)
     return parser
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from report.charts import (
     Chart,
     alpha_chart,
+    both_tests_chart,
     failure_chart,
     funnel_chart,
     scores_chart,
@@ -22,7 +23,6 @@ from report.cohorts import DEFAULT_DIMENSION, cohort_dimensions
 from report.data import ReportData, load_report_data
 from report.headlines import Headlines, compute_headlines
 from report.html import SECTIONS, render_page
-from report.traits import both_tests_chart
 
 # The page holds kit ids (stuck kits): readable by the account that made it, like the warehouse itself.
 REPORT_FILE_MODE = 0o600

@@ -1,18 +1,25 @@
-"""The report's charts: one function per section, each a PNG with a finding as its title and the n behind it.
+"""The report's charts: one function per section, each a PNG with its finding as title and the n behind it.
 
-Figures are built with matplotlib's object API on the Agg canvas (never pyplot): no global figure state, no
-GUI backend, safe to call from a worker thread of an async flow. Each chart function takes the frames of
-`report.data` and returns None when there is nothing to draw, so an empty warehouse still renders a page.
-Findings name only cohorts of at least `MIN_COHORT_KITS` kits; smaller cohorts are drawn with their n.
+Only drawing lives here: what each chart says is computed by `report.findings` (pure, unit-tested), and the
+words by `report.words`. Figures are built with matplotlib's object API on the Agg canvas (never pyplot): no
+global figure state, no GUI backend, safe to call from a worker thread of an async flow. The house style is
+applied only while a chart draws (`house_style`), never on import, so importing the report changes nothing for
+other matplotlib users in the process. Each chart function takes the frames of `report.data` and returns None
+when there is nothing to draw, so an empty warehouse still renders a page.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ParamSpec
 
 import matplotlib as mpl
 import numpy as np
@@ -21,8 +28,22 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
-from report.cohorts import cohort_order
+from report.cohorts import cohort_order, dimension_name
 from report.data import MIN_COHORT_KITS, TAXA_RANK
+from report.findings import (
+    Finding,
+    alpha_finding,
+    both_tests_finding,
+    failure_finding,
+    funnel_finding,
+    scores_finding,
+    stuck_finding,
+    taxa_finding,
+    taxa_grid,
+    turnaround_finding,
+)
+from report.traits import COMPARISON, measure_label, trait_findings
+from report.words import RANK_PLURALS, SCORE_UNIT, percent, provider_name, score_label, stage_name, wrap
 
 DPI = 144
 WIDTH_INCHES = 11.0
@@ -31,45 +52,45 @@ _TITLE_LINE_INCHES = 0.27
 _N_LINE_INCHES = 0.42
 
 PROVIDER_COLORS = {"biomesight": "#1b9e77", "gencove": "#7570b3"}
-PROVIDER_NAMES = {"biomesight": "Biomesight", "gencove": "Gencove"}
-DIMENSION_NAMES = {
-    "all": "all kits",
-    "provider": "provider",
-    "purchase_month": "purchase month",
-    "country": "country",
-    "sample_type": "sample type",
-    "bristol_scale": "Bristol stool scale",
-    "bm_frequency": "bowel-movement frequency",
-    "trait_risk": "genetic trait risk",
-}
-SCORE_UNIT = "score (0-100 points)"
-RANK_PLURALS = {
-    "genus": "genera",
-    "species": "species",
-    "family": "families",
-    "phylum": "phyla",
-    "class": "classes",
-}
 _INK = "#222222"
 _MUTED = "#666666"
 
-# The report's house style, set once on import: rc_context per figure would mutate the same global rcParams
-# anyway (and not thread-safely), and nothing else in kitsync draws with matplotlib.
-mpl.rcParams.update(
-    {
-        "font.family": "DejaVu Sans",
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titlesize": 10,
-        "axes.titleweight": "bold",
-        "axes.labelcolor": _INK,
-        "axes.edgecolor": "#999999",
-        "xtick.color": _INK,
-        "ytick.color": _INK,
-        "svg.fonttype": "none",
-    }
-)
+# The report's house style, applied while a chart draws and saves (matplotlib reads rcParams then).
+HOUSE_STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelcolor": _INK,
+    "axes.edgecolor": "#999999",
+    "xtick.color": _INK,
+    "ytick.color": _INK,
+    "svg.fonttype": "none",
+}
+# rc_context swaps the process-wide rcParams in and back out; two reports drawn at once on two threads
+# (asyncio.to_thread in two flows) would restore each other's values mid-figure, so drawing is serialized.
+_STYLE_LOCK = threading.RLock()
+_P = ParamSpec("_P")
+
+
+@contextmanager
+def house_style() -> Iterator[None]:
+    """The report's rcParams for the duration of one chart; the previous values come back afterwards."""
+    with _STYLE_LOCK, mpl.rc_context(HOUSE_STYLE):
+        yield
+
+
+def _styled(draw: Callable[_P, Chart | None]) -> Callable[_P, Chart | None]:
+    """Run a chart function inside `house_style`."""
+
+    @functools.wraps(draw)
+    def styled(*args: _P.args, **kwargs: _P.kwargs) -> Chart | None:
+        with house_style():
+            return draw(*args, **kwargs)
+
+    return styled
 
 
 @dataclass(frozen=True)
@@ -90,14 +111,6 @@ class Chart:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-def provider_name(provider: str) -> str:
-    return PROVIDER_NAMES.get(provider, provider)
-
-
-def dimension_name(dimension: str) -> str:
-    return DIMENSION_NAMES.get(dimension, dimension.replace("_", " "))
-
-
 def _provider_color(provider: str, index: int) -> str:
     return PROVIDER_COLORS.get(provider, mpl.colormaps["tab10"](index % 10))
 
@@ -107,35 +120,8 @@ def _cohort_colors(count: int) -> list[tuple[float, ...]]:
     return [cmap(i % cmap.N) for i in range(count)]
 
 
-def _wrap(label: str, width: int = 12) -> str:
-    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
-
-
-def cohort_label(dimension: str, value: str) -> str:
-    """A cohort value as a title names it: a bare "2" means nothing outside the chart's axis."""
-    if dimension == "bristol_scale":
-        return f"Bristol type {value}"
-    return f"'{value}'" if " " in str(value) else str(value)
-
-
-def _share(fraction: float) -> str:
-    """A fraction as a percentage with two significant digits, so 0.0004 reads 0.04% rather than 0.0%."""
-    percent = 100 * fraction
-    if percent == 0 or percent >= 10:
-        return f"{percent:.0f}%"
-    return f"{percent:.2g}%" if percent >= 0.01 else "<0.01%"
-
-
 def _cohort_tick(value: str, n: int) -> str:
-    return f"{_wrap(value, 10)}\nn={n}"
-
-
-def _stage(stage: str) -> str:
-    return str(stage).replace("_", " ")
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
+    return f"{wrap(value, 10)}\nn={n}"
 
 
 def _figure(height: float) -> Figure:
@@ -143,8 +129,9 @@ def _figure(height: float) -> Figure:
     return Figure(figsize=(WIDTH_INCHES, height), layout="constrained")
 
 
-def _render(key: str, figure: Figure, title: str, n: int, n_text: str) -> Chart:
+def _render(key: str, figure: Figure, finding: Finding) -> Chart:
     """Draw the finding and the n above the axes and encode the figure as PNG."""
+    title, n, n_text = finding.title, finding.n, finding.n_text
     lines = textwrap.wrap(title, _TITLE_CHARS) or [title]
     header = 0.12 + _TITLE_LINE_INCHES * len(lines) + _N_LINE_INCHES
     body = figure.get_figheight()
@@ -171,43 +158,30 @@ def _render(key: str, figure: Figure, title: str, n: int, n_text: str) -> Chart:
     return Chart(key=key, title=title, n=n, n_text=n_text, png=buffer.getvalue(), width=width, height=height)
 
 
-def _by_provider_text(counts: pd.Series) -> str:
-    """ "206 Biomesight, 287 Gencove" from a provider-indexed count series."""
-    return ", ".join(f"{int(n)} {provider_name(str(p))}" for p, n in counts.items() if n)
-
-
 # --- lifecycle funnel -------------------------------------------------------------------------------------
 
 
+@_styled
 def funnel_chart(
     funnel_all: pd.DataFrame, funnel: pd.DataFrame, overview: pd.DataFrame, dimension: str
 ) -> Chart | None:
     """Kits reaching each lifecycle stage overall (bars) and per cohort (% of the cohort, one line each)."""
-    if funnel_all.empty:
+    finding = funnel_finding(funnel_all, overview)
+    if finding is None:
         return None
     overall = funnel_all.sort_values("stage_rank")
     stages = overall["stage"].tolist()
     total = int(overall["kits_in_cohort"].iloc[0])
-    reached_results = overall["kits_reached"].iloc[-1] / total if total else 0.0
-    drops = overall.assign(prev_stage=overall["stage"].shift(1)).dropna(subset=["conversion_from_previous"])
-    worst = drops.loc[drops["conversion_from_previous"].idxmin()] if not drops.empty else None
-    title = f"{_pct(reached_results)} of kits have reached {_stage(stages[-1])}"
-    if worst is not None and worst["conversion_from_previous"] < 1:
-        title += (
-            f"; the largest step loss is {_stage(worst['prev_stage'])} → {_stage(worst['stage'])} "
-            f"({_pct(1 - worst['conversion_from_previous'])} have not moved on)"
-        )
-    n_text = f"n = {total} kits ({_by_provider_text(overview.set_index('provider')['kits'])})"
 
     figure = _figure(4.6)
     left, right = figure.subplots(1, 2, width_ratios=(1, 1.35))
     y = np.arange(len(stages))[::-1]
     bars = left.barh(y, overall["kits_reached"], color="#4c72b0")
-    left.set_yticks(y, [_stage(s) for s in stages])
+    left.set_yticks(y, [stage_name(s) for s in stages])
     for bar, reached in zip(bars, overall["kits_reached"], strict=True):
         share = reached / total if total else 0
         left.annotate(
-            f"{int(reached)} ({_pct(share)})",
+            f"{int(reached)} ({percent(share)})",
             (bar.get_width(), bar.get_y() + bar.get_height() / 2),
             xytext=(3, 0),
             textcoords="offset points",
@@ -231,7 +205,7 @@ def funnel_chart(
             linestyle="-" if n >= MIN_COHORT_KITS else ":",
             label=f"{value} (n={n})",
         )
-    right.set_xticks(overall["stage_rank"], [_wrap(_stage(s), 10) for s in stages], fontsize=8)
+    right.set_xticks(overall["stage_rank"], [wrap(stage_name(s), 10) for s in stages], fontsize=8)
     right.set_ylim(0, 105)
     right.set_ylabel("kits of the cohort that reached the stage (%)")
     right.set_xlabel("lifecycle stage")
@@ -239,32 +213,20 @@ def funnel_chart(
     if values:
         right.legend(fontsize=7, loc="lower left", ncols=2 if len(values) > 6 else 1, frameon=False)
     right.grid(axis="y", alpha=0.3)
-    return _render("funnel", figure, title, total, n_text)
+    return _render("funnel", figure, finding)
 
 
 # --- turnaround -------------------------------------------------------------------------------------------
 
 
+@_styled
 def turnaround_chart(turnaround: pd.DataFrame) -> Chart | None:
     """Days between consecutive lifecycle stages, one box per provider and stage (only stages with data)."""
-    if turnaround.empty:
+    finding = turnaround_finding(turnaround)
+    if finding is None:
         return None
     stages = turnaround.drop_duplicates("stage").sort_values("stage_order")["stage"].tolist()
     providers = sorted(turnaround["provider"].unique())
-    kits = turnaround.drop_duplicates(["provider", "kit_id"]).groupby("provider").size()
-    total = int(kits.sum())
-    totals = turnaround[turnaround["stage_order"] == turnaround["stage_order"].max()]
-    medians = totals.groupby("provider")["days"].median()
-    if totals["stage"].iloc[0].startswith("total") and not medians.empty:
-        title = "Order to results takes a median " + " and ".join(
-            f"{medians[p]:.0f} days at {provider_name(p)}" for p in medians.index
-        )
-    else:
-        title = "Days spent between lifecycle stages"
-    n_text = (
-        f"n = {total} kits with at least one timed stage ({_by_provider_text(kits)}); "
-        "each box is labelled with its own n"
-    )
 
     figure = _figure(0.36 * len(stages) * max(1, len(providers)) + 0.9)
     axes = figure.subplots()
@@ -312,12 +274,13 @@ def turnaround_chart(turnaround: pd.DataFrame) -> Chart | None:
     axes.set_xlim(0, float(turnaround["days"].max()) * 1.05)
     axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(providers), frameon=False)
     axes.grid(axis="x", alpha=0.3)
-    return _render("turnaround", figure, title, total, n_text)
+    return _render("turnaround", figure, finding)
 
 
 # --- failures ---------------------------------------------------------------------------------------------
 
 
+@_styled
 def failure_chart(
     failures_by_provider: pd.DataFrame,
     failures: pd.DataFrame,
@@ -326,19 +289,9 @@ def failure_chart(
     dimension: str,
 ) -> Chart | None:
     """How finished kits ended off the happy path: per reason and provider, and stacked per cohort."""
-    finished = int(overview["kits_final"].sum()) if not overview.empty else 0
-    if failures_by_provider.empty or finished == 0:
+    finding = failure_finding(failures_by_provider, overview)
+    if finding is None:
         return None
-    failed = int(failures_by_provider["kits_failed"].sum())
-    top = failures_by_provider.sort_values(["rate_of_final", "reason"], ascending=[False, True]).iloc[0]
-    title = (
-        f"{100 * failed / finished:.1f}% of finished kits failed or left the path; most often "
-        f"'{top['reason']}' at {provider_name(top['cohort_value'])} ({100 * top['rate_of_final']:.1f}%)"
-    )
-    n_text = (
-        f"n = {finished} kits that reached a final stage "
-        f"({_by_provider_text(overview.set_index('provider')['kits_final'])}), {failed} of them off the path"
-    )
     with_cohorts = dimension != "provider" and not failures.empty
     figure = _figure(max(3.2, 0.28 * len(failures_by_provider) + 1.2))
     axes = figure.subplots(1, 2 if with_cohorts else 1, width_ratios=(1, 1.3) if with_cohorts else None)
@@ -366,7 +319,7 @@ def failure_chart(
     left.grid(axis="x", alpha=0.3)
     if with_cohorts:
         _failures_by_cohort(axes[1], failures, cohort_sizes, dimension)
-    return _render("failures", figure, title, finished, n_text)
+    return _render("failures", figure, finding)
 
 
 def _failures_by_cohort(
@@ -405,26 +358,14 @@ def _failures_by_cohort(
 # --- scores -----------------------------------------------------------------------------------------------
 
 
+@_styled
 def scores_chart(scores: pd.DataFrame, dimension: str) -> Chart | None:
     """Median and interquartile range of each score per cohort (the view holds quartiles, not kits)."""
-    if scores.empty:
+    finding = scores_finding(scores, dimension)
+    if finding is None:
         return None
     keys = sorted(scores["score_key"].unique())
     names = scores.groupby("score_key")["score_name"].first()
-    total = int(scores.groupby("score_key")["n"].sum().max())
-    eligible = scores[scores["n"] >= MIN_COHORT_KITS]
-    title = f"Scores by {dimension_name(dimension)}"
-    if eligible["cohort_value"].nunique() >= 2:
-        spread = eligible.groupby("score_key")["median"].agg(lambda m: m.max() - m.min())
-        key = spread.idxmax()
-        rows = eligible[eligible["score_key"] == key]
-        high, low = rows.loc[rows["median"].idxmax()], rows.loc[rows["median"].idxmin()]
-        title = (
-            f"{_score_label(names[key])} shows the largest gap by {dimension_name(dimension)}: median "
-            f"{high['median']:.0f} in {cohort_label(dimension, high['cohort_value'])} "
-            f"vs {low['median']:.0f} in {cohort_label(dimension, low['cohort_value'])}"
-        )
-    n_text = f"n = {total} kits with scores; points are medians, bars the middle 50% (p25 to p75)"
 
     columns = min(3, len(keys))
     grid_rows = math.ceil(len(keys) / columns)
@@ -440,23 +381,19 @@ def scores_chart(scores: pd.DataFrame, dimension: str) -> Chart | None:
         ax.scatter(x, present["median"], color="#4c72b0", zorder=3, s=18)
         ticks = [_cohort_tick(v, int(rows.loc[v, "n"]) if pd.notna(rows.loc[v, "n"]) else 0) for v in values]
         ax.set_xticks(range(len(values)), ticks, fontsize=6 if len(values) > 6 else 7)
-        ax.set_title(_score_label(names[key]))
+        ax.set_title(score_label(names[key]))
         ax.set_ylabel(SCORE_UNIT)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
-    return _render("scores", figure, title, total, n_text)
-
-
-def _score_label(name: str) -> str:
-    text = str(name).replace("_", " ")
-    return text[:1].upper() + text[1:] + ("" if "score" in text.lower() else " score")
+    return _render("scores", figure, finding)
 
 
 # --- taxa heatmap -----------------------------------------------------------------------------------------
 
 
+@_styled
 def taxa_heatmap(
     taxa_rows: pd.DataFrame, taxa: pd.DataFrame, profiled: pd.DataFrame, dimension: str
 ) -> Chart | None:
@@ -466,28 +403,12 @@ def taxa_heatmap(
     genera = taxa_rows["taxon"].tolist()
     values = cohort_order(profiled["cohort_value"].tolist())
     sizes = profiled.set_index("cohort_value")["kits_profiled"]
-    total = int(sizes.sum())
-    abundance = taxa.pivot(index="taxon", columns="cohort_value", values="mean_abundance")
-    abundance = abundance.reindex(index=genera, columns=values).fillna(0.0)
-    prevalence = taxa.pivot(index="taxon", columns="cohort_value", values="prevalence")
-    prevalence = prevalence.reindex(index=genera, columns=values).fillna(0.0)
+    abundance = taxa_grid(taxa, genera, values, "mean_abundance")
+    prevalence = taxa_grid(taxa, genera, values, "prevalence")
+    finding = taxa_finding(taxa_rows, abundance, profiled, dimension)
+    if finding is None:
+        return None
 
-    title = f"Top genera by {dimension_name(dimension)}"
-    big = [v for v in values if sizes[v] >= MIN_COHORT_KITS]
-    if len(big) >= 2:
-        sub = abundance[big]
-        ratio = sub.max(axis=1) / sub.min(axis=1).clip(lower=1e-3)
-        genus = str(ratio.idxmax())
-        high, low = sub.loc[genus].idxmax(), sub.loc[genus].idxmin()
-        title = (
-            f"{genus} shows the largest gap by {dimension_name(dimension)}: mean abundance "
-            f"{_share(sub.loc[genus, high])} in {cohort_label(dimension, high)} vs "
-            f"{_share(sub.loc[genus, low])} in {cohort_label(dimension, low)}"
-        )
-    n_text = (
-        f"n = {total} kits with a {TAXA_RANK}-level profile; columns are labelled with their n; "
-        "† = chosen for differing between cohorts rather than for abundance"
-    )
     spread = set(taxa_rows.loc[taxa_rows["chosen_for_spread"], "taxon"])
     labels = [f"{g} †" if g in spread else g for g in genera]
 
@@ -514,7 +435,7 @@ def taxa_heatmap(
         ax.set_title(name)
         ax.spines[:].set_visible(False)
     right.set_yticklabels([])
-    return _render("taxa", figure, title, total, n_text)
+    return _render("taxa", figure, finding)
 
 
 def _abundance_text(value: float) -> str:
@@ -543,24 +464,14 @@ def _annotate_cells(axes: Axes, grid: np.ndarray, fmt: object, image: object) ->
 # --- alpha diversity --------------------------------------------------------------------------------------
 
 
+@_styled
 def alpha_chart(alpha: pd.DataFrame, dimension: str) -> Chart | None:
     """Per-kit Shannon diversity and richness at genus level, one box per cohort."""
-    if alpha.empty:
+    finding = alpha_finding(alpha, dimension)
+    if finding is None:
         return None
     values = cohort_order(alpha["cohort_value"].unique().tolist())
     groups = {v: alpha[alpha["cohort_value"] == v] for v in values}
-    total = int(alpha.drop_duplicates(["provider", "kit_id"]).shape[0])
-    medians = {v: float(g["shannon"].median()) for v, g in groups.items() if len(g) >= MIN_COHORT_KITS}
-    title = f"Diversity of {TAXA_RANK}s by {dimension_name(dimension)}"
-    if len(medians) >= 2:
-        high = max(medians, key=lambda v: medians[v])
-        low = min(medians, key=lambda v: medians[v])
-        title = (
-            f"{TAXA_RANK.capitalize()} diversity is highest in {cohort_label(dimension, high)} "
-            f"(median Shannon {medians[high]:.2f}) and lowest in {cohort_label(dimension, low)} "
-            f"({medians[low]:.2f})"
-        )
-    n_text = f"n = {total} kits with a {TAXA_RANK}-level profile; boxes are labelled with their n"
 
     figure = _figure(3.6)
     axes = figure.subplots(1, 2)
@@ -583,26 +494,69 @@ def alpha_chart(alpha: pd.DataFrame, dimension: str) -> Chart | None:
         ax.set_xlabel(dimension_name(dimension))
         ax.set_title("Shannon diversity" if column == "shannon" else "Richness")
         ax.grid(axis="y", alpha=0.3)
-    return _render("alpha", figure, title, total, n_text)
+    return _render("alpha", figure, finding)
+
+
+# --- customers with both tests ---------------------------------------------------------------------------
+
+
+@_styled
+def both_tests_chart(trait_groups: pd.DataFrame, both_tests: pd.DataFrame) -> Chart | None:
+    """The strongest trait x microbiome gap (group means with their n), and the largest effects beside it."""
+    findings = trait_findings(trait_groups)
+    finding = both_tests_finding(trait_groups, both_tests, findings)
+    if finding is None:
+        return None
+    top = None if findings.empty else findings.iloc[0]
+    figure = _figure(3.4)
+    left, right = figure.subplots(1, 2, width_ratios=(1, 1.4))
+    if top is None:
+        chosen = trait_groups[trait_groups["measure_kind"] == "score"].head(8)
+        top_key = tuple(chosen.iloc[0][COMPARISON]) if not chosen.empty else None
+    else:
+        top_key = tuple(top[COMPARISON])
+    if top_key is not None:
+        mask = np.logical_and.reduce([trait_groups[c] == v for c, v in zip(COMPARISON, top_key, strict=True)])
+        groups = trait_groups[mask].sort_values("trait_group")
+        kind = top_key[2]
+        scale = 100 if kind == "genus" else 1
+        colors = ["#4c72b0" if n >= MIN_COHORT_KITS else "#b8c4d6" for n in groups["n"]]
+        left.bar(range(len(groups)), groups["mean"] * scale, color=colors)
+        left.set_xticks(
+            range(len(groups)),
+            [f"{wrap(g, 12)}\nn={int(n)}" for g, n in zip(groups["trait_group"], groups["n"], strict=True)],
+            fontsize=7,
+        )
+        left.set_ylabel(f"mean {measure_label(kind, top_key[3])}" + (" (%)" if kind == "genus" else ""))
+        left.set_title(f"{str(top_key[0]).replace('_', ' ')} ({top_key[1].replace('_', ' ')})")
+        left.grid(axis="y", alpha=0.3)
+    shown = findings.head(8).iloc[::-1]
+    if shown.empty:
+        right.set_visible(False)
+    else:
+        labels = [
+            f"{str(r.trait_key).replace('_', ' ')} {r.high_group} vs {r.low_group}: "
+            f"{measure_label(r.measure_kind, r.measure)}"
+            for r in shown.itertuples()
+        ]
+        right.barh(range(len(shown)), shown["effect_size"], color="#4c72b0")
+        right.set_yticks(range(len(shown)), labels, fontsize=7)
+        right.set_xlabel("standardized difference (Cohen's d)")
+        right.set_title(f"Largest gaps between groups of at least {MIN_COHORT_KITS} customers")
+        right.grid(axis="x", alpha=0.3)
+    return _render("both_tests", figure, finding)
 
 
 # --- stuck kits -------------------------------------------------------------------------------------------
 
 
+@_styled
 def stuck_chart(stuck: pd.DataFrame, overview: pd.DataFrame) -> Chart | None:
     """Each stuck kit as a dot at its days in the current stage, against that stage's p95 threshold."""
-    if stuck.empty:
+    finding = stuck_finding(stuck, overview)
+    if finding is None:
         return None
-    unfinished = int((overview["kits"] - overview["kits_final"]).sum()) if not overview.empty else 0
     groups = stuck.groupby(["provider", "current_stage"], sort=True)
-    counts = groups.size().sort_values(ascending=False)
-    (provider, stage), most = counts.index[0], int(counts.iloc[0])
-    share = "all" if most == len(stuck) else f"{most}"
-    title = (
-        f"{len(stuck)} unfinished kits have been in their stage longer than its p95; "
-        f"{share} of them at {provider_name(provider)} in the {_stage(stage)} stage"
-    )
-    n_text = f"n = {len(stuck)} stuck kits, of {unfinished} unfinished kits"
     keys = list(groups.groups)
     figure = _figure(max(2.2, 0.6 * len(keys) + 1.0))
     axes = figure.subplots()
@@ -625,10 +579,10 @@ def stuck_chart(stuck: pd.DataFrame, overview: pd.DataFrame) -> Chart | None:
         )
     axes.set_yticks(
         range(len(keys))[::-1],
-        [f"{provider_name(p)}: {_stage(s)} (n={len(groups.get_group((p, s)))})" for p, s in keys],
+        [f"{provider_name(p)}: {stage_name(s)} (n={len(groups.get_group((p, s)))})" for p, s in keys],
     )
     axes.set_ylim(-0.6, len(keys) - 0.3)
     axes.set_xlim(0, float(stuck["days_in_current_stage"].max()) * 1.1)
     axes.set_xlabel("days in the current stage (days); red mark = p95 of kits that moved on from it")
     axes.grid(axis="x", alpha=0.3)
-    return _render("stuck", figure, title, len(stuck), n_text)
+    return _render("stuck", figure, finding)

@@ -1,9 +1,15 @@
-"""`kitsync report`: the sub-command's arguments and handler, for flows/cli.py to add to its command tree."""
+"""`kitsync report`: the sub-command's arguments and handler, for flows/cli.py to add to its command tree.
+
+The report never reads settings (only flows/ does): the command line hands it a function that resolves the
+default data directory, so the arrow runs flows -> report and never back.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +18,12 @@ from report.cohorts import DEFAULT_DIMENSION, cohort_dimensions
 WAREHOUSE_FILE = Path("warehouse") / "kitsync.duckdb"
 
 
-def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_report_command(subparsers: Any, *, default_data_dir: Callable[[], Path]) -> argparse.ArgumentParser:
     """Add `report` to an argparse sub-command set (the object `add_subparsers()` returned).
 
-    Only argparse is imported here, so building the command tree (`kitsync --help`) stays fast; the handler
+    `default_data_dir` is called only when the command runs without `--data-dir` (flows/cli.py passes the
+    settings' data directory). Only argparse is imported here, so building the command tree (`kitsync --help`)
+    stays fast; the handler
     imports matplotlib and DuckDB when it runs.
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -42,19 +50,15 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="kitsync data directory holding warehouse/kitsync.duckdb (default: KITSYNC_DATA_DIR or ./data)",
     )
-    parser.set_defaults(handler=run_report_command)
+    parser.set_defaults(handler=partial(run_report_command, default_data_dir=default_data_dir))
     return parser
 
 
-def run_report_command(args: argparse.Namespace) -> int:
+def run_report_command(args: argparse.Namespace, *, default_data_dir: Callable[[], Path]) -> int:
     """Build the report from `{data_dir}/warehouse/kitsync.duckdb`; returns the process exit status."""
     from report.build import write_report
 
-    data_dir = args.data_dir
-    if data_dir is None:
-        from flows.settings import Settings  # the one place settings are read; only when no --data-dir
-
-        data_dir = Settings().data_dir
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     warehouse = Path(data_dir).absolute() / WAREHOUSE_FILE
     if not warehouse.is_file():
         print(  # noqa: T201 - the command's answer

@@ -1,38 +1,41 @@
-"""The cohort dimensions a report can compare, read from the one place that defines them: kit_cohorts.sql."""
+"""The cohort dimensions a report can compare, declared once: the command line's choices, the report's
+validation and the charts' wording all read `DIMENSIONS`.
+
+The view `kit_cohorts` (warehouse/sql/kit_cohorts.sql) computes each kit's value per dimension; as static SQL
+and `kitsync report --help` must not open a warehouse, so the names live here too and a test checks them
+against the loaded view's `cohort_dimension` values (tests/report/test_report.py).
+"""
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
+from typing import Final
 
-import warehouse
-
-KIT_COHORTS_SQL = Path(warehouse.__file__).parent / "sql" / "kit_cohorts.sql"
-DEFAULT_DIMENSION = "purchase_month"
 # The dimension every kit belongs to with one value: a baseline, not something to compare cohorts on.
-OVERALL = "all"
+OVERALL: Final = "all"
 
-_UNPIVOT_LIST = re.compile(r"UNPIVOT\s*\(.*?\bIN\s*\((?P<items>.*?)\)\s*\)", re.IGNORECASE | re.DOTALL)
-_ALIAS = re.compile(r"\bAS\s+'(?P<name>[A-Za-z0-9_]+)'", re.IGNORECASE)
-# Dimensions added beside the UNPIVOT (a kit may be in several cohorts): `'x' AS cohort_dimension`.
-_EXTRA = re.compile(r"'(?P<name>[A-Za-z0-9_]+)'\s+AS\s+cohort_dimension\b", re.IGNORECASE)
+# Each dimension of kit_cohorts a report can compare, in the view's order, with the words a chart uses for it.
+DIMENSIONS: Final[dict[str, str]] = {
+    "provider": "provider",
+    "purchase_month": "purchase month",
+    "country": "country",
+    "sample_type": "sample type",
+    "bristol_scale": "Bristol stool scale",
+    "bm_frequency": "bowel-movement frequency",
+    "trait_risk": "genetic trait risk",
+}
+DEFAULT_DIMENSION: Final = "purchase_month"
 
 
-@cache
 def cohort_dimensions() -> tuple[str, ...]:
-    """The dimensions `kitsync report --cohort` accepts, in the order the view declares them.
+    """The dimensions `kitsync report --cohort` accepts, in the view's order."""
+    return tuple(DIMENSIONS)
 
-    Parsed from the view's UNPIVOT list rather than copied, so a dimension added to the view is offered by the
-    command line without a second edit (and a test checks the parse against the loaded view's values).
-    """
-    text = re.sub(r"--[^\n]*", " ", KIT_COHORTS_SQL.read_text())
-    match = _UNPIVOT_LIST.search(text)
-    if match is None:
-        raise RuntimeError(f"{KIT_COHORTS_SQL} has no UNPIVOT (... IN (...)) list of cohort dimensions")
-    names = [m["name"] for m in _ALIAS.finditer(match["items"])]
-    names += [m["name"] for m in _EXTRA.finditer(text)]
-    return tuple(name for name in names if name != OVERALL)
+
+def dimension_name(dimension: str) -> str:
+    """A dimension as a sentence names it ("purchase month"); the overall baseline reads "all kits"."""
+    if dimension == OVERALL:
+        return "all kits"
+    return DIMENSIONS.get(dimension, dimension.replace("_", " "))
 
 
 def cohort_order(values: list[str]) -> list[str]:

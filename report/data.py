@@ -3,12 +3,13 @@
 Only views are read (never base tables), so the report means what the views document and survives changes to
 the tables underneath. Every query runs on one read-only connection, so all sections describe the same
 published snapshot even if a load publishes a newer one meanwhile. Values are bound as parameters; the few
-identifiers (lifecycle duration columns) go through `quote_ident`.
+identifiers (lifecycle duration columns, as the view reports them) go through `quote_ident`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from report.cohorts import OVERALL
+from transform.status import PATH_STAGES
 from warehouse.duck import connect_readonly, quote_ident, scalar
 
 # The views this module reads; a test checks that no query names anything else.
@@ -33,17 +35,11 @@ VIEWS = (
     "microbiome_by_trait",
 )
 
-# kit_lifecycle's duration columns, in lifecycle order, with the label a chart shows for each.
-STAGE_DURATIONS: tuple[tuple[str, str], ...] = (
-    ("days_ordered_to_shipped", "ordered → shipped"),
-    ("days_shipped_to_delivered", "shipped → delivered"),
-    ("days_delivered_to_sample_collected", "delivered → sample collected"),
-    ("days_sample_collected_to_in_transit", "sample collected → in transit"),
-    ("days_in_transit_to_received", "in transit → received by lab"),
-    ("days_received_to_processing", "received → processing"),
-    ("days_processing_to_results_ready", "processing → results ready"),
-    ("days_total", "total: ordered → results ready"),
-)
+# kit_lifecycle's duration columns are read from the view itself (`stage_durations`), not listed here: the
+# stages are declared once, in transform/status.py, and the view's columns follow them (a test keeps them in
+# step). These two are not steps between consecutive stages.
+TOTAL_DURATION = "days_total"
+CURRENT_STAGE_DURATION = "days_in_current_stage"
 
 TAXA_RANK = "genus"
 TOP_TAXA_BY_ABUNDANCE = 15
@@ -220,21 +216,36 @@ def _frame(
     return connection.sql(sql, params=params or {}).to_arrow_table().to_pandas()
 
 
-def turnaround_sql() -> str:
-    """kit_lifecycle's kit and duration columns (identifiers from STAGE_DURATIONS, quoted)."""
-    columns = ", ".join(quote_ident(column) for column, _ in STAGE_DURATIONS)
-    return f"SELECT provider, kit_id, {columns} FROM kit_lifecycle"  # noqa: S608 - identifiers from code, quoted
+def stage_durations(columns: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """kit_lifecycle's duration columns in the view's order (the lifecycle's), each with the label a chart
+    shows: `days_received_to_processing` reads "received → processing"; the total comes last and names the
+    lifecycle's first and last path stages."""
+    steps = [
+        c for c in columns if c.startswith("days_") and c not in (TOTAL_DURATION, CURRENT_STAGE_DURATION)
+    ]
+    durations = [(c, c.removeprefix("days_").replace("_to_", " → ").replace("_", " ")) for c in steps]
+    if TOTAL_DURATION in columns:
+        first, last = (stage.replace("_", " ") for stage in (PATH_STAGES[0], PATH_STAGES[-1]))
+        durations.append((TOTAL_DURATION, f"total: {first} → {last}"))
+    return tuple(durations)
+
+
+def turnaround_sql(durations: Sequence[tuple[str, str]]) -> str:
+    """kit_lifecycle's kit and duration columns (identifiers from the view's own columns, quoted)."""
+    columns = ", ".join(quote_ident(column) for column, _ in durations)
+    return f"SELECT provider, kit_id, {columns} FROM kit_lifecycle"  # noqa: S608 - identifiers quoted
 
 
 def _turnaround(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Long form: one row per kit and stage it passed through (provider, kit, stage label, days)."""
-    wide = _frame(connection, turnaround_sql())
-    labels = dict(STAGE_DURATIONS)
+    durations = stage_durations(connection.sql("SELECT * FROM kit_lifecycle LIMIT 0").columns)
+    wide = _frame(connection, turnaround_sql(durations))
+    labels = dict(durations)
     long = wide.melt(id_vars=["provider", "kit_id"], var_name="column", value_name="days").dropna(
         subset=["days"]
     )
     long["stage"] = long["column"].map(labels)
-    order = {column: position for position, (column, _) in enumerate(STAGE_DURATIONS)}
+    order = {column: position for position, (column, _) in enumerate(durations)}
     long["stage_order"] = long["column"].map(order)
     return long.sort_values(["stage_order", "provider"]).reset_index(drop=True)[
         ["provider", "kit_id", "stage", "stage_order", "days"]

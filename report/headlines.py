@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from report.charts import dimension_name, provider_name
+from report.cohorts import dimension_name
 from report.data import ReportData
+from report.words import provider_name
 
 
 @dataclass(frozen=True)

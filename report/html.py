@@ -15,10 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from report.charts import RANK_PLURALS, Chart, dimension_name, provider_name
+from report.charts import Chart
+from report.cohorts import dimension_name
 from report.data import MIN_COHORT_KITS, TAXA_RANK, VIEWS, ReportData
 from report.headlines import Headlines
 from report.traits import measure_label, trait_findings
+from report.words import RANK_PLURALS, provider_name
 
 Table = pd.DataFrame
 

@@ -3,18 +3,17 @@
 A gap is a finding only between two groups of at least `MIN_COHORT_KITS` customers each (smaller groups are
 listed with their n, never named); gaps are ranked by standardized difference (Cohen's d with the two groups'
 pooled standard deviation), so a score gap in points and an abundance gap in fractions compare fairly. The
-gaps are described, not tested for significance.
+gaps are described, not tested for significance. Pure: the chart that shows them is in `report.charts`.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from report.charts import Chart, _figure, _render, _score_label, _wrap
 from report.data import MIN_COHORT_KITS
+from report.words import score_label
 
 COMPARISON = ["trait_key", "grouping", "measure_kind", "measure"]
 FINDING_COLUMNS = [
@@ -78,7 +77,7 @@ def trait_findings(trait_groups: pd.DataFrame, min_group: int = MIN_COHORT_KITS)
 
 def measure_label(kind: str, measure: str) -> str:
     """'Bifidobacterium abundance' or 'Diversity score'."""
-    return f"{measure} abundance" if kind == "genus" else _score_label(measure)
+    return f"{measure} abundance" if kind == "genus" else score_label(measure)
 
 
 def _value_text(kind: str, value: float) -> str:
@@ -95,65 +94,3 @@ def finding_sentence(finding: pd.Series) -> str:
         f"({_value_text(kind, finding['high_mean'])}, n={finding['high_n']}) than {finding['low_group']} "
         f"({_value_text(kind, finding['low_mean'])}, n={finding['low_n']})"
     )
-
-
-def both_tests_chart(trait_groups: pd.DataFrame, both_tests: pd.DataFrame) -> Chart | None:
-    """The strongest trait x microbiome gap (group means with their n), and the largest effects beside it."""
-    if trait_groups.empty:
-        return None
-    customers = customers_with_both_results(trait_groups)
-    counts = both_tests.iloc[0] if not both_tests.empty else pd.Series(dtype=object)
-    bought_both = int(counts.get("bought_both", 0) or 0)
-    keyless = int(counts.get("kits_without_customer", 0) or 0)
-    findings = trait_findings(trait_groups)
-    n_text = (
-        f"n = {customers} customers with both results ({bought_both} bought both tests; {keyless} kits came "
-        f"with no customer id and are not matched); findings only between groups of at least "
-        f"{MIN_COHORT_KITS} customers"
-    )
-    if findings.empty:
-        title = (
-            f"No trait group has {MIN_COHORT_KITS} customers with both results yet: nothing to compare "
-            "between groups"
-        )
-        top = None
-    else:
-        top = findings.iloc[0]
-        title = finding_sentence(top)
-    figure = _figure(3.4)
-    left, right = figure.subplots(1, 2, width_ratios=(1, 1.4))
-    if top is None:
-        chosen = trait_groups[trait_groups["measure_kind"] == "score"].head(8)
-        top_key = tuple(chosen.iloc[0][COMPARISON]) if not chosen.empty else None
-    else:
-        top_key = tuple(top[COMPARISON])
-    if top_key is not None:
-        mask = np.logical_and.reduce([trait_groups[c] == v for c, v in zip(COMPARISON, top_key, strict=True)])
-        groups = trait_groups[mask].sort_values("trait_group")
-        kind = top_key[2]
-        scale = 100 if kind == "genus" else 1
-        colors = ["#4c72b0" if n >= MIN_COHORT_KITS else "#b8c4d6" for n in groups["n"]]
-        left.bar(range(len(groups)), groups["mean"] * scale, color=colors)
-        left.set_xticks(
-            range(len(groups)),
-            [f"{_wrap(g, 12)}\nn={int(n)}" for g, n in zip(groups["trait_group"], groups["n"], strict=True)],
-            fontsize=7,
-        )
-        left.set_ylabel(f"mean {measure_label(kind, top_key[3])}" + (" (%)" if kind == "genus" else ""))
-        left.set_title(f"{str(top_key[0]).replace('_', ' ')} ({top_key[1].replace('_', ' ')})")
-        left.grid(axis="y", alpha=0.3)
-    shown = findings.head(8).iloc[::-1]
-    if shown.empty:
-        right.set_visible(False)
-    else:
-        labels = [
-            f"{str(r.trait_key).replace('_', ' ')} {r.high_group} vs {r.low_group}: "
-            f"{measure_label(r.measure_kind, r.measure)}"
-            for r in shown.itertuples()
-        ]
-        right.barh(range(len(shown)), shown["effect_size"], color="#4c72b0")
-        right.set_yticks(range(len(shown)), labels, fontsize=7)
-        right.set_xlabel("standardized difference (Cohen's d)")
-        right.set_title(f"Largest gaps between groups of at least {MIN_COHORT_KITS} customers")
-        right.grid(axis="x", alpha=0.3)
-    return _render("both_tests", figure, title, customers, n_text)

@@ -246,9 +246,29 @@ def test_an_unknown_cohort_dimension_is_refused(synced_world: SyncedWorld) -> No
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
+    """Through the real command tree, so the default data directory comes from flows' settings."""
+    from flows.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_the_report_command_asks_for_the_default_data_dir_only_without_one(tmp_path: Path) -> None:
+    asked: list[bool] = []
+
+    def default_data_dir() -> Path:
+        asked.append(True)
+        return tmp_path / "default"
+
     parser = argparse.ArgumentParser(prog="kitsync")
-    add_report_command(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    add_report_command(
+        parser.add_subparsers(dest="command", required=True), default_data_dir=default_data_dir
+    )
+    given = parser.parse_args(["report", "--data-dir", str(tmp_path / "given"), "--out", str(tmp_path / "r")])
+    assert given.handler(given) == 2
+    assert not asked
+    default = parser.parse_args(["report", "--out", str(tmp_path / "r")])
+    assert default.handler(default) == 2
+    assert asked == [True]
 
 
 def test_the_cli_handler_writes_the_report_from_the_settings_data_dir(

@@ -1,6 +1,10 @@
 -- A row is one kit (Biomesight kit or Gencove sample): its cohort attributes, when it first reached each stage,
 -- the days spent between consecutive path stages, its current stage and how many days it has been in it.
 -- "Now" is the latest partner date kitsync has seen (as_of), so the view reads the same on a replayed lake.
+-- The stages are declared in transform/status.py and reach SQL as the lifecycle_stages table (ranks, path,
+-- finality: see kit_events). This view alone names path stages, because its columns are one per stage and a
+-- view's columns cannot come from data; tests/warehouse/test_lifecycle_stage_list.py keeps them in step with
+-- the table, and the report reads the duration columns from the view rather than listing them again.
 CREATE OR REPLACE VIEW kit_lifecycle AS
 WITH as_of AS (
     SELECT max(partner_date) AS as_of FROM status_events

@@ -23,8 +23,7 @@ def add_report_command(subparsers: Any, *, default_data_dir: Callable[[], Path])
 
     `default_data_dir` is called only when the command runs without `--data-dir` (flows/cli.py passes the
     settings' data directory). Only argparse is imported here, so building the command tree (`kitsync --help`)
-    stays fast; the handler
-    imports matplotlib and DuckDB when it runs.
+    stays fast; the handler imports matplotlib and DuckDB when it runs.
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report",

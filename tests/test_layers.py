@@ -34,6 +34,7 @@ PARTNER_READERS = (
 # Names that are also kitsync's own vocabulary, where a file uses them as such (file -> name -> why).
 OWN_VOCABULARY: dict[str, dict[str, str]] = {
     "flows/report.py": {"status": "the cohort report's own summary (written, skipped, failed)"},
+    "flows/output.py": {"csv": "an output format of `kitsync query`"},
     "flows/cli.py": {"failed": "a run's own state (sync_runs.state), a word Gencove uses for a status too"},
 }
 
@@ -44,11 +45,34 @@ def _text(node: ast.AST | None) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
-def _read_keys(tree: ast.AST) -> Iterator[str]:
-    """String keys a module reads: `x["key"]` and `x.get("key")` (HTTP headers are the wire's, not fields)."""
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level names bound to a string (`_CSV_FIELD: Final = "csv"`)."""
+    bound = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            target, value = node.target.id, node.value
+        else:
+            continue
+        if (text := _text(value)) is not None:
+            bound[target] = text
+    return bound
+
+
+def _read_keys(tree: ast.Module) -> Iterator[str]:
+    """String keys a module reads: `x["key"]` and `x.get("key")`, spelled out or through a module constant
+    (HTTP headers are the wire's, not fields)."""
+    bound = _constants(tree)
+
+    def key_text(node: ast.AST | None) -> str | None:
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript):
-            key = _text(node.slice)
+            key = key_text(node.slice)
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -56,7 +80,7 @@ def _read_keys(tree: ast.AST) -> Iterator[str]:
             and node.args
             and not (isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "headers")
         ):
-            key = _text(node.args[0])
+            key = key_text(node.args[0])
         else:
             continue
         if key is not None:
@@ -93,7 +117,7 @@ def test_the_declared_sources_name_the_partners_fields() -> None:
     """The derivation finds what the partners' payloads are made of (a broken one would pass anything)."""
     names = partner_names()
     expected = {"kit_id", "order_id", "status", "date", "last_status", "created", "modified", "client_id"}
-    expected |= {"metadata", "payload", "samples", "project", "scores", "results", "taxonomy", "id"}
+    expected |= {"metadata", "payload", "samples", "project", "scores", "results", "taxonomy", "id", "csv"}
     expected |= {"Results Processed", "Sample Received", "succeeded", "failed qc"}
     assert expected <= names, sorted(expected - names)
 

@@ -18,10 +18,8 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,6 +32,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from transform.biomesight import status_entity
+from transform.events import SAFE_EVENT_ID
+from transform.values import parse_timestamp
+
 log = logging.getLogger(__name__)
 
 EventKind = Literal["order_status", "kit_status", "gencove_event"]
@@ -42,8 +44,6 @@ GENCOVE = "gencove"
 SIGNATURE_HEADER = "Gencove-Signature"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
-# Event ids become file names in the landing store: the same strict alphabet as there.
-_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
@@ -79,8 +79,8 @@ def biomesight_event_id(body: dict[str, Any]) -> str:
     Built from what identifies the change (entity, id, status, date as UTC), not the description, so a
     reworded description of the same change still deduplicates.
     """
-    entity = _biomesight_entity(body)
-    moment = _parse_timestamp(body["date"])
+    entity = status_entity(body)
+    moment = _timestamp(body["date"])
     canonical = {
         "entity": entity,
         "id": body[f"{entity}_id"],
@@ -91,23 +91,17 @@ def biomesight_event_id(body: dict[str, Any]) -> str:
     return f"bs-{digest}"
 
 
-def _biomesight_entity(body: dict[str, Any]) -> str:
-    # The partner's documented example carries both ids; a kit update naming its order is the likely reading,
-    # so a kit_id makes it a kit event and a bare order_id an order event.
-    return "kit" if "kit_id" in body else "order"
-
-
 def biomesight_events(payload: Any, received_at: datetime) -> list[LandedEvent]:
     """The one event of a Biomesight push, or RejectedError(422) naming what is wrong with its shape."""
     if not isinstance(payload, dict):
         raise RejectedError(422, "expected a JSON object")
     if "kit_id" not in payload and "order_id" not in payload:
         raise RejectedError(422, "order_id or kit_id is missing")
-    key = f"{_biomesight_entity(payload)}_id"
+    key = f"{status_entity(payload)}_id"
     _require_text(payload, key, key)
     _require_text(payload, "status", "status")
     _require_text(payload, "date", "date")
-    if _parse_timestamp(payload["date"]) is None:
+    if _timestamp(payload["date"]) is None:
         raise RejectedError(422, "date is not an ISO 8601 timestamp")
     if payload.get("description") is not None and not isinstance(payload["description"], str):
         raise RejectedError(422, "description must be a string")
@@ -125,7 +119,7 @@ def gencove_events(payload: Any, received_at: datetime) -> list[LandedEvent]:
         if not isinstance(event, dict):
             raise RejectedError(422, f"{where} is not an object")
         _require_text(event, "event_id", f"{where}.event_id")
-        if not _EVENT_ID.match(event["event_id"]):
+        if not SAFE_EVENT_ID.match(event["event_id"]):
             raise RejectedError(422, f"{where}.event_id is not a usable id")
         _require_text(event, "event_type", f"{where}.event_type")
         _require_text(event, "timestamp", f"{where}.timestamp")
@@ -166,17 +160,12 @@ def _require_text(mapping: dict[str, Any], key: str, where: str) -> None:
         raise RejectedError(422, f"{where} must be a non-empty string")
 
 
-def _parse_timestamp(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
+def _timestamp(text: Any) -> datetime | None:
+    """The UTC moment of an ISO 8601 text (`transform.values.parse_timestamp`), None for anything else."""
     try:
-        moment = datetime.fromisoformat(raw)
+        return parse_timestamp(text) if isinstance(text, str) else None
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 # --- authentication ----------------------------------------------------------------------------------------
@@ -408,29 +397,11 @@ def create_webhook_app(
 
 def serve_webhooks(host: str, port: int, app: Starlette) -> None:
     """Serve `app` in the foreground until interrupted (`kitsync webhooks serve`)."""
-    uvicorn.Server(_config(app, host, port, quiet=False)).run()
+    uvicorn.Server(server_config(app, host, port, quiet=False)).run()
 
 
-@contextmanager
-def webhook_server_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `app` from a background thread; yields its base URL (`http://host:port`). For tests and demos."""
-    server = uvicorn.Server(_config(app, host, port, quiet=True))
-    thread = threading.Thread(target=server.run, name="webhook-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the webhook receiver did not start")
-        time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()
-    try:
-        yield f"http://{host}:{bound[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def _config(app: Starlette, host: str, port: int, *, quiet: bool) -> uvicorn.Config:
+def server_config(app: Starlette, host: str, port: int, *, quiet: bool) -> uvicorn.Config:
+    """How the receiver is served, in the foreground or (`flows.receiver`) from a thread."""
     # The access log records method, path and status only; headers (token, signature) never reach a log.
     # `quiet` leaves the process's logging configuration alone (a host such as a test run owns it).
     logging_options: dict[str, Any] = {"log_config": None, "access_log": False} if quiet else {}

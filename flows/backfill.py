@@ -18,9 +18,12 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows import biomesight, gencove
+from flows.locks import cannot_work_state
+from flows.logs import run_logger
 from flows.outcomes import RunCannotWork
+from flows.pipelining import chunks
 from flows.progress import KITS, RESULTS
-from flows.runs import RunRecorder, cannot_work_state, chunks, run_logger
+from flows.recorder import RunRecorder
 from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
 from warehouse.checkpoints import BackfillLedger, backfill_key

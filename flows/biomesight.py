@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -21,33 +20,33 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.landing import land_result
+from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
+from flows.pipelining import chunks, pipelined, share_of_concurrency
 from flows.progress import KITS, RESULTS
-from flows.runs import (
-    RunRecorder,
-    chunks,
-    is_change,
-    land_result,
-    pipelined,
-    run_exclusively,
-    share_of_concurrency,
-)
+from flows.recorder import RunRecorder
 from flows.runtime import async_biomesight_client, data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import ingest_biomesight_events
 from transform import (
     concat_results,
-    to_stage,
     transform_biomesight_results,
     transform_biomesight_statuses,
-    transform_biomesight_taxonomy_base64,
+    transform_biomesight_taxonomy,
+)
+from transform.biomesight import (
+    taxonomy_raw_body,
+    transform_biomesight_report_pdfs,
+    transform_biomesight_taxonomy_answers,
+    triage_biomesight_statuses,
 )
 from transform.failures import FetchFailure, transform_fetch_failures
 from transform.raw import RawResponse, transform_raw_responses
-from transform.result import TransformResult, build_table
+from transform.result import TransformResult
 from transform.status import Entity
-from warehouse.raw import latest_raw_responses, store_file
+from warehouse.raw import StoredFile, latest_raw_responses, store_file
 from warehouse.state import BiomesightPlan, KnownStatus, biomesight_plan
 
 PROVIDER = "biomesight"
@@ -105,21 +104,15 @@ def status_tables(
     )
 
 
-def results_tables(
-    results: dict[str, Any], csvs: dict[str, Any], *, observed_at: datetime
+def stored_results_tables(
+    results: dict[str, Any], csv_answers: dict[str, Any], *, observed_at: datetime
 ) -> TransformResult:
-    """Results JSON and CSV payloads per kit -> results, scores, recommendations, taxonomy (or quarantine).
-
-    The CSV is transformed from its base64 text, so a corrupt encoding becomes a quarantine row that names the
-    kit, not an anonymous client error.
-    """
-    taxonomies = {
-        kit_id: answer.get("csv") if isinstance(answer, dict) else answer for kit_id, answer in csvs.items()
-    }
+    """Stored results JSON and CSV answers per kit -> results, scores, recommendations, taxonomy (or
+    quarantine): the reprocessing of what a sync landed as raw responses."""
     return concat_results(
         (
             transform_biomesight_results(results, observed_at=observed_at),
-            transform_biomesight_taxonomy_base64(taxonomies, observed_at=observed_at),
+            transform_biomesight_taxonomy_answers(csv_answers, observed_at=observed_at),
         )
     )
 
@@ -162,24 +155,10 @@ async def poll_batch(
         tally=outcome.tally,
         failures=failures,
     )
-    # Only changes (and what the transform must quarantine) are landed: an hourly run re-reads thousands of
-    # unchanged statuses, whose events and raw bodies would only be dropped again as duplicates at the load,
-    # after costing a write and a merge.
-    changed: dict[str, dict[str, Any]] = {"order": {}, "kit": {}}
-    still_unknown: Counter[tuple[str, str]] = Counter()
-    for kind, payloads in (("order", orders), ("kit", kits)):
-        for entity_id, answer in payloads.items():
-            status = answer.get("status")
-            stage = to_stage(PROVIDER, status)[0] if isinstance(status, str) else None
-            if is_change(known.get((kind, entity_id)), status, answer.get("date")):
-                outcome.tally.status_changes += 1
-                changed[kind][entity_id] = answer
-            elif not isinstance(answer.get("date"), str):
-                changed[kind][entity_id] = answer  # undated: the transform quarantines it, with the reason
-            elif stage == "unknown":
-                still_unknown[(PROVIDER, status)] += 1  # still reported every run until mapped
-            if kind == "kit" and stage == "results_ready":
-                outcome.newly_ready.append(entity_id)
+    triage = triage_biomesight_statuses({"order": orders, "kit": kits}, known)
+    changed = triage.changed
+    outcome.tally.status_changes += triage.status_changes
+    outcome.newly_ready.extend(triage.newly_ready)
     outcome.tally.orders_polled += len(order_ids)
     outcome.tally.kits_polled += len(kit_ids)
     result = concat_results(
@@ -193,7 +172,7 @@ async def poll_batch(
             transform_fetch_failures(failures, observed_at=observed_at),
         )
     )
-    result.unknown_statuses.update(still_unknown)
+    result.unknown_statuses.update(triage.still_unknown)
     land_result(settings, result, outcome.tally)
     return outcome
 
@@ -206,20 +185,12 @@ def _pdf_name(kit_id: str) -> str:
 
 def _store_pdfs(settings: Settings, pdfs: dict[str, bytes], observed_at: datetime) -> TransformResult:
     """Write each PDF into the lake's files area and describe it in a report_pdfs row."""
-    rows = []
-    for kit_id, content in pdfs.items():
-        stored = store_file(data_paths(settings).lake, "biomesight/reports", _pdf_name(kit_id), content)
-        rows.append(
-            {
-                "provider": PROVIDER,
-                "kit_id": kit_id,
-                "path": stored.path,
-                "size_bytes": stored.size_bytes,
-                "sha256": stored.sha256,
-                "observed_at": observed_at,
-            }
-        )
-    return TransformResult(tables={"report_pdfs": build_table("report_pdfs", rows)} if rows else {})
+    lake = data_paths(settings).lake
+    stored: dict[str, StoredFile] = {
+        kit_id: store_file(lake, "biomesight/reports", _pdf_name(kit_id), content)
+        for kit_id, content in pdfs.items()
+    }
+    return transform_biomesight_report_pdfs(stored, observed_at=observed_at)
 
 
 @task(
@@ -239,7 +210,7 @@ async def results_batch(
     async with async_biomesight_client(settings) as client:
         json_answers, csv_answers, pdf_answers = await fetch_each(
             (json_kits, lambda kit: client.get_results(kit, "json")),
-            (csv_kits, lambda kit: client.get_results(kit, "csv")),
+            (csv_kits, client.get_taxonomy_csv),
             (pdf_kits, client.get_pdf),
         )
     observed_at = datetime.now(UTC)
@@ -247,12 +218,16 @@ async def results_batch(
     results = _successes(json_kits, json_answers, endpoint=RESULTS_JSON, **common)
     csvs = _successes(csv_kits, csv_answers, endpoint=RESULTS_CSV, **common)
     pdfs = _successes(pdf_kits, pdf_answers, endpoint=RESULTS_PDF, **common)
+    # The CSV arrives decoded by the client (a corrupt base64 is its MalformedResponse, quarantined above
+    # with the kit's id); it is kept as a raw response in the partner's own shape, for reprocessing.
+    csv_bodies = {kit_id: taxonomy_raw_body(csv) for kit_id, csv in csvs.items()}
     result = concat_results(
         (
-            results_tables(results, csvs, observed_at=observed_at),
+            transform_biomesight_results(results, observed_at=observed_at),
+            transform_biomesight_taxonomy(csvs, observed_at=observed_at),
             _store_pdfs(settings, pdfs, observed_at),
             transform_raw_responses(
-                _raw(RESULTS_JSON, results) + _raw(RESULTS_CSV, csvs), observed_at=observed_at
+                _raw(RESULTS_JSON, results) + _raw(RESULTS_CSV, csv_bodies), observed_at=observed_at
             ),
             transform_fetch_failures(failures, observed_at=observed_at),
         )
@@ -281,7 +256,7 @@ async def reprocess_batch(settings: Settings, order_ids: list[str], kit_ids: lis
                 source="backfill",
                 observed_at=observed_at,
             ),
-            results_tables(results, stored(RESULTS_CSV, kit_ids), observed_at=observed_at),
+            stored_results_tables(results, stored(RESULTS_CSV, kit_ids), observed_at=observed_at),
         )
     )
     tally.results_fetched += len(results)

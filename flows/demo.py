@@ -24,7 +24,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from extract.webhooks import webhook_server_in_thread
 from flows.output import render
 from flows.settings import Settings
 from sandbox.export import EXPORT_COLUMNS, platform_export
@@ -137,7 +136,7 @@ def environment(overrides: Mapping[str, str]) -> Iterator[None]:
 @contextmanager
 def webhooks_to_receiver(server: SandboxServer, settings: Settings) -> Iterator[str]:
     """Run the receiver in a thread and point the sandbox's pushes at it; yields the receiver's URL."""
-    from flows.receiver import webhook_app
+    from flows.receiver import webhook_app, webhook_server_in_thread
 
     with webhook_server_in_thread(webhook_app(settings)) as url:
         server.set_webhook_urls(f"{url}/webhooks/biomesight", f"{url}/webhooks/gencove")

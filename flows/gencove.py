@@ -20,33 +20,36 @@ from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
+from flows.landing import land_result
+from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
+from flows.pipelining import chunks
 from flows.progress import RESULTS
-from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
+from flows.recorder import RunRecorder
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import consume_gencove_events, pending_gencove_samples
-from transform import (
-    concat_results,
-    is_final,
-    transform_gencove_ancestry,
-    transform_gencove_project_samples,
-    transform_gencove_quality_controls,
-    transform_gencove_sample_customers,
-    transform_gencove_sample_statuses,
-    transform_gencove_samples,
-    transform_gencove_trait_scores,
-)
+from transform import concat_results, transform_gencove_project_samples, transform_gencove_sample_customers
 from transform.failures import FetchFailure, transform_fetch_failures
-from transform.gencove import detail_as_list_item, samples_without_customer_id
+from transform.gencove import (
+    detail_as_list_item,
+    final_status,
+    has_results,
+    sample_bundle,
+    sample_id_of,
+    sample_project,
+    sample_status,
+    samples_without_customer_id,
+    transform_gencove_bundles,
+    triage_gencove_listing,
+)
 from transform.raw import RawResponse, transform_raw_responses
 from transform.result import TransformResult
 from warehouse.raw import latest_raw_responses
 from warehouse.state import GencovePlan, KnownStatus, gencove_plan
 
 PROVIDER = "gencove"
-SUCCEEDED = "succeeded"
 SAMPLE_BUNDLE = "sample-bundle"  # raw endpoint: a sample's details, metadata, statuses and results together
 SAMPLE_METADATA = "sample-metadata"  # raw endpoint: the metadata of a listed sample not final yet
 
@@ -54,11 +57,6 @@ SAMPLE_METADATA = "sample-metadata"  # raw endpoint: the metadata of a listed sa
 def listing_endpoint(project_id: str) -> str:
     """The raw endpoint name of a project's listing (list items carry no project id of their own)."""
     return f"project-samples/{project_id}"
-
-
-def _status_of(item: Mapping[str, Any]) -> tuple[object, object]:
-    last = item.get("last_status")
-    return (last.get("status"), last.get("created")) if isinstance(last, dict) else (None, None)
 
 
 def listing_tables(
@@ -126,7 +124,7 @@ async def list_project(
         try:
             async for page in _list_pages(client, project_id, created_window=created_window, cursor=cursor):
                 observed_at = datetime.now(UTC)
-                raw = [RawResponse(PROVIDER, listing_endpoint(project_id), str(i.get("id")), i) for i in page]
+                raw = [RawResponse(PROVIDER, listing_endpoint(project_id), sample_id_of(i), i) for i in page]
                 result = concat_results(
                     (
                         listing_tables(
@@ -137,12 +135,9 @@ async def list_project(
                 )
                 land_result(settings, result, tally)
                 tally.kits_polled += len(page)
-                for item in page:
-                    status, created = _status_of(item)
-                    sample_id = str(item.get("id"))
-                    tally.status_changes += is_change(known.get(sample_id), status, created)
-                    if isinstance(status, str) and is_final(PROVIDER, status):
-                        final[sample_id] = project_id
+                triage = triage_gencove_listing(page, known)
+                tally.status_changes += triage.status_changes
+                final.update(dict.fromkeys(triage.final, project_id))
                 unkeyed = [s for s in samples_without_customer_id(page) if s not in known and s not in final]
                 if unkeyed:
                     land_result(settings, await _sample_customers(client, unkeyed, key, source), tally)
@@ -201,47 +196,24 @@ async def _sample_bundle(client: AsyncGencoveClient, sample_id: str) -> dict[str
     """Everything kitsync keeps about one final sample: its quality controls whatever the outcome (a failed-QC
     sample's checks say why it failed), trait scores and ancestry only for succeeded ones."""
     sample = await client.get_sample(sample_id)
-    status, _ = _status_of(sample)
-    if not (isinstance(status, str) and is_final(PROVIDER, status)):
+    status = final_status(sample)
+    if status is None:
         # Not final in its own detail (a webhook or the listing ran ahead of it, or an undocumented status):
         # landing the detail now would mark the sample fetched without what its final status brings (results,
         # QC, deliverables, the whole history), and it would never be asked again. Ask again next run.
-        raise DetailNotFinalError(status, sample)
+        raise DetailNotFinalError(sample_status(sample)[0], sample)
     metadata, statuses, qc = await asyncio.gather(
         client.get_sample_metadata(sample_id),
         _collect(client.iter_sample_statuses(sample_id)),
         client.get_quality_controls(sample_id),
     )
-    bundle: dict[str, Any] = {"sample": sample, "metadata": metadata, "statuses": statuses, "qc": qc}
-    if status == SUCCEEDED:
-        bundle["traits"], bundle["ancestry"] = await asyncio.gather(
+    traits = ancestry = None
+    if has_results(status):
+        traits, ancestry = await asyncio.gather(
             _collect(client.iter_trait_scores(sample_id)), client.get_ancestry(sample_id)
         )
-    return bundle
-
-
-def bundle_tables(
-    bundles: Mapping[str, Mapping[str, Any]], *, key: bytes, source: str, observed_at: datetime
-) -> TransformResult:
-    """Sample bundles (see `_sample_bundle`) -> kits, status events, result tables (fresh or reprocessed)."""
-
-    def part(name: str) -> dict[str, Any]:
-        return {sample_id: parts[name] for sample_id, parts in bundles.items() if name in parts}
-
-    return concat_results(
-        (
-            transform_gencove_samples(
-                [parts["sample"] for parts in bundles.values() if "sample" in parts],
-                key=key,
-                observed_at=observed_at,
-                metadata_by_sample=part("metadata"),
-                source=source,
-            ),
-            transform_gencove_sample_statuses(part("statuses"), observed_at=observed_at, source=source),
-            transform_gencove_quality_controls(part("qc"), observed_at=observed_at),
-            transform_gencove_trait_scores(part("traits"), observed_at=observed_at),
-            transform_gencove_ancestry(part("ancestry"), key=key, observed_at=observed_at),
-        )
+    return sample_bundle(
+        sample=sample, metadata=metadata, statuses=statuses, qc=qc, traits=traits, ancestry=ancestry
     )
 
 
@@ -263,7 +235,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
     for sample_id, answer in zip(sample_ids, answers, strict=True):
         if isinstance(answer, DetailNotFinalError):
             tally.deferred[f"sample: not final in its detail ({answer.status})"] += 1
-            not_final.setdefault(str(answer.sample.get("project")), []).append(answer.sample)
+            not_final.setdefault(sample_project(answer.sample), []).append(answer.sample)
         elif isinstance(answer, BaseException):
             failure = record_failure(
                 answer, provider=PROVIDER, entity="kit", entity_id=sample_id, endpoint="sample", tally=tally
@@ -277,7 +249,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
     key = pseudonym_key(settings)
     result = concat_results(
         (
-            bundle_tables(bundles, key=key, source=source, observed_at=observed_at),
+            transform_gencove_bundles(bundles, key=key, source=source, observed_at=observed_at),
             transform_raw_responses(raw, observed_at=observed_at),
             transform_fetch_failures(failures, observed_at=observed_at),
             *(
@@ -305,7 +277,7 @@ async def reprocess_batch(settings: Settings, samples: dict[str, str]) -> RunTal
     key = pseudonym_key(settings)
     observed_at = datetime.now(UTC)
     parts = [
-        bundle_tables(
+        transform_gencove_bundles(
             latest_raw_responses(lake, PROVIDER, SAMPLE_BUNDLE, list(samples)),
             key=key,
             source="backfill",

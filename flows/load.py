@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.runs import RunRecorder
+from flows.recorder import RunRecorder
 from flows.runtime import data_paths, run_settings
 from transform.schemas import ALL_SPECS
 from warehouse.maintenance import compact_lake

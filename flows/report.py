@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.logs import run_logger
 from flows.runtime import data_paths, run_settings
 from flows.settings import Settings
 from report.cohorts import DEFAULT_DIMENSION
@@ -80,3 +81,14 @@ async def _publish_artifact(report: Any, out: Path) -> str | None:
 async def cohort_report(cohort: str = DEFAULT_DIMENSION) -> dict[str, Any]:
     """Re-render the cohort report from the published warehouse (settings read at run time)."""
     return await publish_report(await run_settings(), cohort=cohort)
+
+
+async def report_for_run_summary(settings: Settings) -> dict[str, Any]:
+    """The cohort report after a sync, summed up for its run summary; a report that fails to render never
+    fails the sync (its data is loaded; only the picture is missing), it says so here."""
+    try:
+        report = await publish_report(settings)
+    except Exception as error:
+        run_logger().warning("cohort report failed: %s: %s", type(error).__name__, error)
+        return {"status": "failed", "error": f"{type(error).__name__}: {error}"[:300]}
+    return {key: report.get(key) for key in ("status", "path", "artifact")}

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.runs import RunRecorder
+from flows.recorder import RunRecorder
 from flows.runtime import data_paths, pseudonym_key, run_settings
 from transform import transform_platform_export
 from warehouse.batches import write_tables

@@ -13,6 +13,7 @@ from flows.runtime import data_paths
 from flows.settings import Settings
 from flows.tally import RunTally
 from transform import transform_biomesight_statuses
+from transform.gencove import pushed_samples
 from warehouse.batches import write_tables
 from warehouse.landing import WebhookLanding
 
@@ -45,11 +46,7 @@ def pending_gencove_samples(settings: Settings) -> tuple[dict[str, str], list[st
     event_ids: list[str] = []
     for record in landing(settings).pending("gencove"):
         event_ids.append(record.event_id)
-        payload = record.body.get("payload") or {}
-        project_id = str((payload.get("project") or {}).get("id") or "")
-        for sample in payload.get("samples") or []:
-            if isinstance(sample, dict) and sample.get("id"):
-                samples[str(sample["id"])] = project_id
+        samples.update(pushed_samples(record.body))
     return samples, event_ids
 
 

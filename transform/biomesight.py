@@ -6,12 +6,17 @@ Taxonomy CSVs have their own module (`transform.taxonomy`); the platform's order
 
 from __future__ import annotations
 
+import base64
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from transform.result import TableRows, TransformResult
+from transform.changes import HeldStatus, is_change
+from transform.result import TableRows, TransformResult, build_table
 from transform.status import Entity, entity_of, to_stage
+from transform.taxonomy import transform_biomesight_taxonomy_base64
 from transform.values import (
     ContractError,
     as_float,
@@ -26,22 +31,35 @@ from transform.values import (
 
 PROVIDER: Final = "biomesight"
 _ID_FIELD: Final[dict[Entity, str]] = {"kit": "kit_id", "order": "order_id"}
+_CSV_FIELD: Final = "csv"  # where `results?format=csv` carries the taxonomy CSV, base64-encoded
 
 
-def _entity(payload: Mapping[str, Any], entity: Entity | None) -> tuple[Entity, str]:
-    """Which entity a payload is about: webhooks mix order and kit updates, told apart by their id field."""
-    if entity is not None:
-        return entity, required_text(dict(payload), _ID_FIELD[entity], what=f"the {entity} status payload")
+def status_entity(payload: Mapping[str, Any]) -> Entity:
+    """Which entity a status payload is about: the one decision, for the webhook receiver's event ids and for
+    the status events alike.
+
+    The partner's documented webhook example names both ids. A kit update naming its order is the likely
+    reading, so a `kit_id` makes it a kit's, unless its status is one of the order statuses (they never share
+    a name with a kit's); a bare `order_id` makes it an order's.
+    """
     kit_id = text_or_none(payload.get("kit_id"))
     order_id = text_or_none(payload.get("order_id"))
     if kit_id and order_id:
         status = text_or_none(payload.get("status")) or ""
-        return ("order", order_id) if entity_of(PROVIDER, status) == "order" else ("kit", kit_id)
-    if kit_id:
-        return "kit", kit_id
-    if order_id:
-        return "order", order_id
-    raise ContractError("missing_field", "the status payload has neither kit_id nor order_id")
+        return "order" if entity_of(PROVIDER, status) == "order" else "kit"
+    if kit_id or order_id:
+        return "kit" if kit_id else "order"
+    return "kit" if "kit_id" in payload else "order"  # no usable id: the one named, so the error names it
+
+
+def _entity(payload: Mapping[str, Any], entity: Entity | None) -> tuple[Entity, str]:
+    """The entity and id of a status payload: `entity` when the caller polled one endpoint, else as
+    `status_entity` decides (webhooks mix order and kit updates)."""
+    if entity is None:
+        if not (text_or_none(payload.get("kit_id")) or text_or_none(payload.get("order_id"))):
+            raise ContractError("missing_field", "the status payload has neither kit_id nor order_id")
+        entity = status_entity(payload)
+    return entity, required_text(dict(payload), _ID_FIELD[entity], what=f"the {entity} status payload")
 
 
 def transform_biomesight_statuses(
@@ -231,3 +249,89 @@ def transform_biomesight_results(
         rows.extend("scores", scores)
         rows.extend("recommendations", recommendations)
     return rows.result()
+
+
+@dataclass
+class StatusTriage:
+    """What one batch of polled statuses means for the run: what to land, what changed, which kits are ready.
+
+    Only changes (and what the transform must quarantine) are landed: an hourly run re-reads thousands of
+    unchanged statuses, whose events and raw bodies would only be dropped again as duplicates at the load.
+    """
+
+    changed: dict[Entity, dict[str, Any]] = field(default_factory=lambda: {"order": {}, "kit": {}})
+    status_changes: int = 0
+    still_unknown: Counter[tuple[str, str]] = field(default_factory=Counter)
+    newly_ready: list[str] = field(default_factory=list)
+
+
+def triage_biomesight_statuses(
+    polled: Mapping[Entity, Mapping[str, Any]], known: Mapping[tuple[str, str], HeldStatus]
+) -> StatusTriage:
+    """Polled status payloads (entity -> id -> payload) against the latest statuses held ((entity, id) ->)."""
+    triage = StatusTriage()
+    for kind, payloads in polled.items():
+        for entity_id, answer in payloads.items():
+            status = answer.get("status") if isinstance(answer, Mapping) else None
+            date = answer.get("date") if isinstance(answer, Mapping) else None
+            stage = to_stage(PROVIDER, status)[0] if isinstance(status, str) else None
+            if is_change(known.get((kind, entity_id)), status, date):
+                triage.status_changes += 1
+                triage.changed[kind][entity_id] = answer
+            elif not isinstance(date, str):
+                triage.changed[kind][entity_id] = (
+                    answer  # undated: the transform quarantines it, with the reason
+                )
+            elif stage == "unknown":
+                triage.still_unknown[(PROVIDER, str(status))] += 1  # still reported every run until mapped
+            if kind == "kit" and stage == "results_ready":
+                triage.newly_ready.append(entity_id)
+    return triage
+
+
+def taxonomy_raw_body(csv: bytes) -> dict[str, str]:
+    """A decoded taxonomy CSV as the raw response it came in (`{"csv": base64}`), so a later fix of the
+    transform can reprocess it like any other stored answer."""
+    return {_CSV_FIELD: base64.b64encode(csv).decode("ascii")}
+
+
+def transform_biomesight_taxonomy_answers(
+    answers_by_kit: Mapping[str, Any], *, observed_at: datetime
+) -> TransformResult:
+    """Stored `results?format=csv` answers (`{"csv": base64}`) -> taxonomy (bad base64: quarantined)."""
+    encoded = {
+        kit_id: answer.get(_CSV_FIELD) if isinstance(answer, Mapping) else answer
+        for kit_id, answer in answers_by_kit.items()
+    }
+    return transform_biomesight_taxonomy_base64(encoded, observed_at=observed_at)
+
+
+class StoredReport(Protocol):
+    """Where a kit's PDF report was stored (`warehouse.raw.StoredFile` fits)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+def transform_biomesight_report_pdfs(
+    stored_by_kit: Mapping[str, StoredReport], *, observed_at: datetime
+) -> TransformResult:
+    """Stored PDF reports per kit -> report_pdfs rows (none: no table, so nothing is written)."""
+    rows = [
+        {
+            "provider": PROVIDER,
+            "kit_id": kit_id,
+            "path": stored.path,
+            "size_bytes": stored.size_bytes,
+            "sha256": stored.sha256,
+            "observed_at": observed_at,
+        }
+        for kit_id, stored in stored_by_kit.items()
+    ]
+    return TransformResult(tables={"report_pdfs": build_table("report_pdfs", rows)} if rows else {})

@@ -13,12 +13,14 @@ URLs are presigned credentials and are never read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from transform.changes import HeldStatus, is_change
 from transform.pseudonym import optional_customer_key, scrub_json, strip_personal_data
-from transform.result import TableRows, TransformResult
-from transform.status import to_stage
+from transform.result import TableRows, TransformResult, concat_results
+from transform.status import is_final, to_stage
 from transform.values import (
     ContractError,
     as_float,
@@ -541,3 +543,114 @@ def transform_gencove_ancestry(
                 {"provider": PROVIDER, "kit_id": sample_id, "population": population, "fraction": fraction},
             )
     return rows.result()
+
+
+# --- what a sync needs to know of a sample -----------------------------------------------------------------
+
+SUCCEEDED: Final = "succeeded"  # the final status whose sample has results (trait scores, ancestry)
+
+
+def sample_id_of(item: Mapping[str, Any]) -> str:
+    """A listed or detailed sample's id, as raw responses and plans key it."""
+    return str(item.get("id"))
+
+
+def sample_project(sample: Mapping[str, Any]) -> str:
+    """The project a `samples/{id}` detail names (list items carry none)."""
+    return str(sample.get("project"))
+
+
+def sample_status(item: Mapping[str, Any]) -> tuple[object, object]:
+    """A sample's (status, date of that status) from its `last_status`; (None, None) when it has none."""
+    last = item.get("last_status")
+    return (last.get("status"), last.get("created")) if isinstance(last, Mapping) else (None, None)
+
+
+def final_status(sample: Mapping[str, Any]) -> str | None:
+    """The sample's status when it is final (nothing more will change), else None."""
+    status, _ = sample_status(sample)
+    return status if isinstance(status, str) and is_final(PROVIDER, status) else None
+
+
+def has_results(status: str) -> bool:
+    """Whether a sample in this final status has results to fetch (trait scores, ancestry)."""
+    return status == SUCCEEDED
+
+
+@dataclass
+class ListingTriage:
+    """What one listed page means for the run: how many statuses changed, which samples are now final."""
+
+    status_changes: int = 0
+    final: list[str] = field(default_factory=list)
+
+
+def triage_gencove_listing(
+    items: Iterable[Mapping[str, Any]], known: Mapping[str, HeldStatus]
+) -> ListingTriage:
+    """Listed samples against the latest statuses held (sample id -> status)."""
+    triage = ListingTriage()
+    for item in items:
+        status, created = sample_status(item)
+        sample_id = sample_id_of(item)
+        triage.status_changes += is_change(known.get(sample_id), status, created)
+        if final_status(item) is not None:
+            triage.final.append(sample_id)
+    return triage
+
+
+def sample_bundle(
+    *,
+    sample: Any,
+    metadata: Any,
+    statuses: Any,
+    qc: Any,
+    traits: Any = None,
+    ancestry: Any = None,
+) -> dict[str, Any]:
+    """Everything kitsync keeps about one final sample, as one raw response (parts not fetched left out)."""
+    parts = {"sample": sample, "metadata": metadata, "statuses": statuses, "qc": qc}
+    if traits is not None:
+        parts["traits"] = traits
+    if ancestry is not None:
+        parts["ancestry"] = ancestry
+    return parts
+
+
+def transform_gencove_bundles(
+    bundles: Mapping[str, Mapping[str, Any]], *, key: bytes, source: str, observed_at: datetime
+) -> TransformResult:
+    """Sample bundles (see `sample_bundle`) -> kits, status events, result tables (fresh or reprocessed)."""
+
+    def part(name: str) -> dict[str, Any]:
+        return {sample_id: parts[name] for sample_id, parts in bundles.items() if name in parts}
+
+    return concat_results(
+        (
+            transform_gencove_samples(
+                [parts["sample"] for parts in bundles.values() if "sample" in parts],
+                key=key,
+                observed_at=observed_at,
+                metadata_by_sample=part("metadata"),
+                source=source,
+            ),
+            transform_gencove_sample_statuses(part("statuses"), observed_at=observed_at, source=source),
+            transform_gencove_quality_controls(part("qc"), observed_at=observed_at),
+            transform_gencove_trait_scores(part("traits"), observed_at=observed_at),
+            transform_gencove_ancestry(part("ancestry"), key=key, observed_at=observed_at),
+        )
+    )
+
+
+def pushed_samples(event: Mapping[str, Any]) -> dict[str, str]:
+    """The samples a Gencove webhook event names (sample id -> project id): the ones to query again."""
+    payload = event.get("payload") or {}
+    if not isinstance(payload, Mapping):
+        return {}
+    project = payload.get("project") or {}
+    project_id = str((project.get("id") if isinstance(project, Mapping) else None) or "")
+    return {
+        str(sample["id"]): project_id
+        for sample in payload.get("samples") or []
+        if isinstance(sample, Mapping) and sample.get("id")
+    }

@@ -26,12 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from transform.events import SAFE_EVENT_ID as _SAFE_NAME
+
 log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 # Ids and provider names become file names: a strict alphabet keeps a hostile id from walking the tree.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from extract.webhooks import LandedEvent, biomesight_event_id, create_webhook_app, webhook_server_in_thread
+from extract.webhooks import LandedEvent, biomesight_event_id, create_webhook_app
+from flows.receiver import webhook_server_in_thread
 from sandbox.accounts import (
     BIOMESIGHT_CLIENT_ID,
     BIOMESIGHT_WEBHOOK_TOKEN,
@@ -112,6 +113,8 @@ async def client(recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
         (KIT_EVENT, "kit_status"),
         (ORDER_EVENT, "order_status"),
         ({**KIT_EVENT, "order_id": "ORD-1"}, "kit_status"),  # the partner doc's example names both
+        # both ids with an order's status: the order's update, as the status events will say (one decision)
+        ({**ORDER_EVENT, "kit_id": "BS1-ABC12"}, "order_status"),
     ],
 )
 async def test_biomesight_event_is_landed_before_200(

@@ -107,7 +107,7 @@ def test_without_refetch_a_backfill_fetches_only_missing_results(backfilled: Syn
 def _land_raw_results(synced: SyncedWorld, kit_id: str, body: dict[str, object]) -> None:
     """A newer stored `results.json` response for one kit, landed as the sync lands raw responses."""
     from flows.biomesight import RESULTS_JSON
-    from flows.runs import land_result
+    from flows.landing import land_result
     from flows.settings import Settings
     from flows.tally import RunTally
     from transform.raw import RawResponse, transform_raw_responses

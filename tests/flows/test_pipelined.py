@@ -7,7 +7,7 @@ from contextlib import aclosing
 
 import pytest
 
-from flows.runs import BATCHES_IN_FLIGHT, pipelined, share_of_concurrency
+from flows.pipelining import BATCHES_IN_FLIGHT, pipelined, share_of_concurrency
 from flows.settings import Settings
 
 

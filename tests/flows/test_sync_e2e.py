@@ -146,7 +146,7 @@ def test_a_second_sync_started_while_one_runs_steps_aside(prefect_api: str, tmp_
     import asyncio
 
     from flows.biomesight import sync_biomesight
-    from flows.runs import sync_lock
+    from flows.locks import sync_lock
     from flows.settings import Settings
 
     with SyncedWorld.start(tmp_path / "data", kits=40, rounds=0, webhooks=False) as synced:

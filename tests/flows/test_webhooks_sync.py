@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from extract.webhooks import webhook_server_in_thread
 from flows.demo import environment
-from flows.receiver import webhook_app
+from flows.receiver import webhook_app, webhook_server_in_thread
 from flows.settings import Settings
 from sandbox.accounts import BIOMESIGHT_WEBHOOK_TOKEN, GENCOVE_PROJECT_IDS
 from sandbox.gencove_views import current_status

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from extract.webhooks import biomesight_event_id, webhook_server_in_thread
-from flows.receiver import webhook_app
+from extract.webhooks import biomesight_event_id
+from flows.receiver import webhook_app, webhook_server_in_thread
 from flows.settings import Settings
 from sandbox.webhooks import gencove_signature
 from tests.reliability.figures import FIGURES

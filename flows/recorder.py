@@ -1,22 +1,18 @@
-"""One run's bookkeeping: its sync_runs row, its warehouse loads and the summary artifact people read.
+"""One run's bookkeeping: its sync_runs row, its warehouse loads and the summary people read.
 
 Every flow wraps its work in a `RunRecorder`: whatever happens inside, the run ends with a sync_runs row
-(completed or failed), a final load, and a Prefect markdown + table artifact with the run's counts.
+(completed or failed), a final load, and a Prefect markdown + table artifact with the run's counts
+(`flows.summary`). On entering, it lands the reference tables (status map, stages) the warehouse lacks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from extract.errors import PartnerUnusable
 from flows.heap import freeze_startup_objects
@@ -24,118 +20,12 @@ from flows.outcomes import RunCannotWork, run_cannot_work
 from flows.progress import current as progress_display
 from flows.runtime import data_paths
 from flows.settings import Settings
+from flows.summary import publish_summary
 from flows.tally import RunTally
 from transform import lifecycle_stages_table, status_map_table, transform_sync_run
-from transform.result import TransformResult
 from warehouse.batches import write_tables
 from warehouse.load import LoadReport, load
-from warehouse.publish import RunInProgress, run_lock
-from warehouse.state import KnownStatus, holds_tables
-
-T = TypeVar("T")
-B = TypeVar("B")
-logger = logging.getLogger("kitsync.flows")
-
-
-def land_result(settings: Settings, result: TransformResult, tally: RunTally) -> None:
-    """Write a batch's tables to the lake (one file per table and partition) and count them."""
-    written = write_tables(data_paths(settings).lake, result.tables, ingest_date=datetime.now(UTC).date())
-    tally.count_result(result, written)
-
-
-@contextmanager
-def sync_lock(settings: Settings, name: str) -> Iterator[None]:
-    """One run of a sync at a time per data directory (RunInProgress for the second one)."""
-    with run_lock(data_paths(settings).data_dir / "locks" / f"sync-{name}.lock", what=f"{name} sync"):
-        yield
-
-
-def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """Prefect's run logger inside a flow or task run (so the UI shows it), kitsync's own logger outside."""
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logger
-
-
-def cannot_work_state(error: RunCannotWork) -> Any:
-    """The Failed state a flow returns when a partner cannot be used: Prefect shows its one line as the run's
-    message (no traceback: nothing is broken in kitsync), and a caller of the flow gets `error` raised."""
-    from prefect.states import Failed
-
-    return Failed(message=str(error), data=error)
-
-
-async def run_exclusively(
-    settings: Settings, name: str, work: Callable[[], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
-    """Run `work` holding the `name` sync's lock; if another run holds it, step aside with a clear message.
-
-    A partner that refused our credentials or could not be reached ends the run Failed, as its state (see
-    `cannot_work_state`)."""
-    try:
-        with sync_lock(settings, name):
-            return await work()
-    except RunInProgress as busy:
-        run_logger().warning("%s", busy)
-        return {"flow": name, "state": "skipped", "reason": str(busy)}
-    except RunCannotWork as error:
-        return cannot_work_state(error)  # type: ignore[no-any-return]
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    """Consecutive slices of at most `size` items: the unit of work of one task."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-# Batch tasks a sync runs at once, sharing its KITSYNC_CONCURRENCY between them (see `pipelined`).
-BATCHES_IN_FLIGHT = 2
-
-
-def share_of_concurrency(settings: Settings) -> Settings:
-    """The settings for one of BATCHES_IN_FLIGHT concurrent batches: together they keep `concurrency`
-    requests in flight as one batch did (rounded up to a multiple of BATCHES_IN_FLIGHT)."""
-    return settings.model_copy(update={"concurrency": -(-settings.concurrency // BATCHES_IN_FLIGHT)})
-
-
-async def pipelined(
-    batches: Iterable[B], work: Callable[[B], Awaitable[T]], *, in_flight: int = BATCHES_IN_FLIGHT
-) -> AsyncIterator[T]:
-    """Each batch's outcome, in batch order, with up to `in_flight` batches running at once.
-
-    One batch at a time left the partner idle for everything a batch costs besides its requests: Prefect's
-    task bookkeeping, a new client and token, the drain while its last requests finish, its lake write. The
-    next batch's requests now run meanwhile. If a batch fails, those started after it are cancelled (use
-    with `contextlib.aclosing`, so that also happens when the consumer stops early).
-    """
-    pending: deque[asyncio.Future[T]] = deque()
-    try:
-        for batch in batches:
-            pending.append(asyncio.ensure_future(work(batch)))
-            if len(pending) >= in_flight:
-                yield await pending.popleft()
-        while pending:
-            yield await pending.popleft()
-    finally:
-        for future in pending:
-            future.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-def is_change(previous: KnownStatus | None, status: object, date: object) -> bool:
-    """Whether a polled (status, date) differs from the latest the warehouse held: a status change."""
-    if previous is None:
-        return True
-    if previous.partner_status != status or not isinstance(date, str):
-        return previous.partner_status != status
-    try:
-        return datetime.fromisoformat(date) != previous.partner_date
-    except ValueError:
-        return True
+from warehouse.state import holds_tables
 
 
 def _flow_run_id() -> str:
@@ -312,60 +202,7 @@ class RunRecorder:
         return self.report and self.final_load and self.settings.report_after_sync and bool(changed)
 
     async def _publish_report(self) -> dict[str, Any]:
-        """The cohort report and its artifact; a report that fails to render never fails the sync."""
-        from flows.report import publish_report
+        """The cohort report and its artifact, summed up for the run's summary (never fails the sync)."""
+        from flows.report import report_for_run_summary
 
-        try:
-            report = await publish_report(self.settings)
-        except Exception as error:  # the sync's data is loaded; only the picture is missing
-            run_logger().warning("cohort report failed: %s: %s", type(error).__name__, error)
-            return {"status": "failed", "error": f"{type(error).__name__}: {error}"[:300]}
-        return {key: report.get(key) for key in ("status", "path", "artifact")}
-
-
-def _markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['flow']} — {summary['state']}", ""]
-    if summary.get("complete") is False:
-        lines += [f"**Incomplete**: {summary.get('incomplete_reason', 'see below')}", ""]
-    lines += ["| measure | value |", "|---|---|"]
-    for key in (
-        "orders_polled",
-        "kits_polled",
-        "status_changes",
-        "results_fetched",
-        "requests_failed",
-        "seconds",
-    ):
-        lines.append(f"| {key.replace('_', ' ')} | {summary.get(key, 0)} |")
-    for section in ("rows_written", "quarantined", "unknown_statuses", "deferred", "incomplete"):
-        values = summary.get(section) or {}
-        lines += ["", f"## {section.replace('_', ' ')}", ""]
-        if not values:
-            lines.append("none")
-        else:
-            lines += ["| what | count |", "|---|---|"]
-            lines += [f"| {name} | {n} |" for name, n in values.items()]
-    if "error" in summary:
-        lines += ["", "## error", "", f"`{summary['error']}`"]
-    lines += ["", f"Warehouse: `{summary['warehouse']}`"]
-    return "\n".join(lines)
-
-
-async def publish_summary(flow: str, summary: dict[str, Any]) -> None:
-    """A markdown and a table artifact when running under Prefect; a log line either way."""
-    logger.info("%s summary: %s", flow, json.dumps(summary, default=str))
-    try:
-        from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-        from prefect.context import FlowRunContext
-
-        if FlowRunContext.get() is None:
-            return
-        key = flow.replace("_", "-")
-        await acreate_markdown_artifact(
-            markdown=_markdown(summary), key=f"{key}-summary", description="run summary"
-        )
-        rows = [{"table": name, "rows": n} for name, n in summary.get("rows_written", {}).items()]
-        if rows:
-            await acreate_table_artifact(table=rows, key=f"{key}-rows", description="rows written per table")
-    except ImportError:  # pragma: no cover - prefect is a hard dependency; kept for library use
-        return
+        return await report_for_run_summary(self.settings)

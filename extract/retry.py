@@ -268,6 +268,27 @@ def _attempts(retrying: tenacity.BaseRetrying) -> int:
     return int(retrying.statistics.get("attempt_number", 1))
 
 
+# The transports make the first attempt themselves and call on tenacity only when its outcome may call for
+# another: tenacity's per-call machinery costs ~50 us of CPU a request (sync, ~80 us async, measured on the
+# shared 2-core machine), a third of what a whole request costs on httpx-aiohttp, for the ~all requests that
+# succeed at once. Its first attempt then replays the outcome already in hand.
+
+
+def _final(response: httpx.Response) -> bool:
+    """A first answer no retry rule applies to (the usual case): stamped as one attempt and handed back."""
+    if response.status_code in RETRIABLE_STATUSES:
+        return False
+    response.extensions[ATTEMPTS_EXTENSION] = 1
+    return True
+
+
+def _replayed(outcome: httpx.Response | httpx.TransportError) -> httpx.Response:
+    """The first attempt's outcome, as tenacity's first attempt (its exception keeps its `__cause__`)."""
+    if isinstance(outcome, httpx.TransportError):
+        raise outcome
+    return outcome
+
+
 class RetryTransport(httpx.BaseTransport):
     """Wraps a sync transport; resends per `RetryPolicy`, sleeping with the injectable `sleep`."""
 
@@ -298,9 +319,22 @@ class RetryTransport(httpx.BaseTransport):
         return response
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        retrying = self._retrying.copy()  # its own state: a Retrying is not safe to share between requests
+        first: httpx.Response | httpx.TransportError
         try:
-            return retrying(self._send, request)
+            first = self._send(request)
+        except httpx.TransportError as exc:
+            first = exc
+        else:
+            if _final(first):
+                return first
+        retrying = self._retrying.copy()  # its own state: a Retrying is not safe to share between requests
+        pending = [first]
+
+        def attempt(request: httpx.Request) -> httpx.Response:
+            return _replayed(pending.pop()) if pending else self._send(request)
+
+        try:
+            return retrying(attempt, request)
         except httpx.TransportError as exc:
             raise self._policy.give_up(request, exc, _attempts(retrying)) from exc
 
@@ -338,10 +372,23 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        first: httpx.Response | httpx.TransportError
+        try:
+            first = await self._send(request)
+        except httpx.TransportError as exc:
+            first = exc
+        else:
+            if _final(first):
+                return first
         # A copy per request: an AsyncRetrying keeps per-call state that concurrent requests would share.
         retrying = self._retrying.copy()
+        pending = [first]
+
+        async def attempt(request: httpx.Request) -> httpx.Response:
+            return _replayed(pending.pop()) if pending else await self._send(request)
+
         try:
-            return await retrying(self._send, request)
+            return await retrying(attempt, request)
         except httpx.TransportError as exc:
             raise self._policy.give_up(request, exc, _attempts(retrying)) from exc
 

@@ -7,10 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox.accounts import (
-    GENCOVE_API_KEY,
-    OTHER_GENCOVE_PROJECT_IDS,
-)
+from sandbox.accounts import GENCOVE_API_KEY, OTHER_GENCOVE_PROJECT_IDS
 from sandbox.model import World
 from sandbox.server import SandboxServer
 from tests.sandbox.gencove_http import PROJECT, TIMEOUT, kit_order, url

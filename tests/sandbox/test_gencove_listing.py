@@ -9,10 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from sandbox.accounts import (
-    GENCOVE_API_KEY,
-    OTHER_GENCOVE_PROJECT_IDS,
-)
+from sandbox.accounts import GENCOVE_API_KEY, OTHER_GENCOVE_PROJECT_IDS
 from sandbox.gencove_listing import DEFAULT_LIMIT, MAX_LIMIT
 from sandbox.model import GENCOVE_FINAL_STATUSES, GencoveSample, StatusChange, World, status_at
 from sandbox.server import SandboxServer

@@ -8,10 +8,7 @@ from typing import Any
 
 import requests
 
-from sandbox.accounts import (
-    GENCOVE_API_KEY,
-    OTHER_GENCOVE_API_KEY,
-)
+from sandbox.accounts import GENCOVE_API_KEY, OTHER_GENCOVE_API_KEY
 from sandbox.model import GENCOVE_FINAL_STATUSES, GencoveSample, StatusChange, World, status_at
 from sandbox.server import SandboxServer
 from tests.sandbox.gencove_http import PROJECT, TIMEOUT, url

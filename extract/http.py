@@ -12,7 +12,8 @@ import functools
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -155,13 +156,21 @@ class _UnusableGuard:
         if self._unusable is not None:
             raise self._unusable
 
-    def _seen(self, error: PartnerError) -> PartnerError:
-        raised = self.classify(error)
-        if isinstance(raised, PartnerUnusable):
-            raised.partner = raised.partner or self.PARTNER
-            raised.url = raised.url or redact_url(self._base_url()).rstrip("/")
-            self._unusable = raised
-        return raised
+    @contextmanager
+    def _classified(self) -> Iterator[None]:
+        """Around one call of either flavour: a partner error leaves as `classify` names it, and one that
+        makes the partner unusable is remembered (with the partner's name and host) for every later call."""
+        try:
+            yield
+        except PartnerError as error:
+            raised = self.classify(error)
+            if isinstance(raised, PartnerUnusable):
+                raised.partner = raised.partner or self.PARTNER
+                raised.url = raised.url or redact_url(self._base_url()).rstrip("/")
+                self._unusable = raised
+            if raised is error:
+                raise
+            raise raised from error
 
     def _base_url(self) -> httpx.URL:
         raise NotImplementedError
@@ -178,14 +187,8 @@ class SyncPartnerClient(_UnusableGuard):
 
     def _run(self, call: Call[T]) -> T:
         self._refuse_if_unusable()
-        try:
-            response = self._http.request(call.method, call.url, params=call.params, json=call.json)
-            return call.read(response)
-        except PartnerError as error:
-            raised = self._seen(error)
-            if raised is error:
-                raise
-            raise raised from error
+        with self._classified():
+            return call.read(self._http.request(call.method, call.url, params=call.params, json=call.json))
 
     def close(self) -> None:
         self._http.close()
@@ -212,16 +215,11 @@ class AsyncPartnerClient(_UnusableGuard):
         return self._http.base_url
 
     async def _run(self, call: Call[T]) -> T:
-        try:
+        with self._classified():
             async with self._in_flight:
                 self._refuse_if_unusable()  # checked once admitted: an earlier request may just have failed
                 response = await self._http.request(call.method, call.url, params=call.params, json=call.json)
             return call.read(response)
-        except PartnerError as error:
-            raised = self._seen(error)
-            if raised is error:
-                raise
-            raise raised from error
 
     async def aclose(self) -> None:
         await self._http.aclose()

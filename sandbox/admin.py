@@ -20,6 +20,8 @@ import orjson
 from aiohttp import web
 
 from sandbox import accounts
+from sandbox.export import export_csv as render_csv
+from sandbox.export import platform_export
 from sandbox.faults import FaultRule
 from sandbox.state import SandboxState, state_of
 from sandbox.wire import json_response, parse_iso_datetime
@@ -158,21 +160,11 @@ async def post_webhooks(request: web.Request) -> web.Response:
 
 async def export_csv(request: web.Request) -> web.Response:
     """The platform's order/kit export at now (what kitsync imports to learn which Biomesight kits exist)."""
-    platform_export, render_csv = _export_functions()
     state = state_of(request)
     account = request.query.get("account", accounts.BIOMESIGHT_CLIENT_ID)
     with state.world.lock:
         rows = platform_export(state.world, state.now(), account=account)
     return web.Response(text=render_csv(rows), content_type="text/csv")
-
-
-def _export_functions() -> tuple[Any, Any]:
-    """`platform_export` and `export_csv`, from sandbox/export.py (or sandbox/world.py re-exporting them)."""
-    try:
-        from sandbox import export as module
-    except ImportError:
-        from sandbox import world as module  # type: ignore[no-redef]
-    return module.platform_export, module.export_csv
 
 
 async def get_accounts(request: web.Request) -> web.Response:

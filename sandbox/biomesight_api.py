@@ -209,7 +209,7 @@ async def create_order(request: web.Request) -> web.Response:
     problem = validate_order(payload)
     if problem is not None:
         return error(*problem)
-    from sandbox.world import place_order
+    from sandbox.changes import place_order
 
     with state.world.lock:
         if payload["order_id"] in state.world.orders:
@@ -257,7 +257,7 @@ async def register_kit(request: web.Request) -> web.Response:  # noqa: PLR0911 -
     problem = validate_registration(payload)
     if problem is not None:
         return error(400, problem)
-    from sandbox.world import register_kit as world_register_kit
+    from sandbox.changes import register_kit as world_register_kit
 
     now = state.now()
     with state.world.lock:

@@ -158,7 +158,7 @@ async def sample_kit(request: web.Request) -> web.Response:
     errors = validate_sample_kit(payload, key)
     if errors:
         return json_response(errors, status=400)
-    from sandbox.world import order_sample_kit
+    from sandbox.changes import order_sample_kit
 
     with state.world.lock:
         sample = order_sample_kit(state.world, key, payload, state.now())

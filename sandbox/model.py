@@ -2,8 +2,8 @@
 
 Everything carries its full timeline (past and future relative to the virtual clock); what an API shows is the
 part of it at or before `clock.now()`. That makes the world deterministic from its seed while the clock moves.
-Generation lives in `sandbox/world.py`; the HTTP faces in `sandbox/biomesight_api.py` and
-`sandbox/gencove_api.py`.
+Generation lives in `sandbox/world.py`, the changes the APIs make in `sandbox/changes.py`; the HTTP faces in
+`sandbox/biomesight_api.py` and `sandbox/gencove_api.py`.
 """
 
 from __future__ import annotations

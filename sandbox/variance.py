@@ -272,7 +272,7 @@ def vary_world(world: World, seed: int | None = None) -> World:
     - `BULK_ORDER_SIZE` test-mode samples (never shipped, so they never change) are created at one instant
       an hour before the clock, in the first project: more samples share one `modified` than a page holds.
     """
-    from sandbox.world import order_sample_kit
+    from sandbox.changes import order_sample_kit
 
     seed = world.seed if seed is None else seed
     with world.lock:

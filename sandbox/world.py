@@ -1,7 +1,10 @@
-"""The sandbox's deterministic world: generated from (seed, kits, start), then changed only by the APIs.
+"""The sandbox's deterministic world, as generated from (seed, kits, start).
 
 Everything random comes from `random.Random` instances seeded from the world's seed (string seeds, which
 Python hashes with SHA-512: no PYTHONHASHSEED dependence) and ids from uuid5, never from the wall clock.
+What the partner APIs later do to it (orders placed, kits registered, sample kits ordered) lives in
+`sandbox/changes.py`, which draws new kits and samples with this module's building blocks (`seeded_rng`,
+`new_kit_id`, `add_sample`...), so a kit made through an API lives the same kind of life as a generated one.
 
 Visibility is the HTTP side's job: a kit counts as registered at `t` only if `registered_at <= t` (generated
 kits may be registered in the virtual future), results only from `results_ready_at`, the PDF only from
@@ -28,24 +31,14 @@ from sandbox.accounts import (
     OTHER_GENCOVE_PROJECT_IDS,
 )
 from sandbox.customers import make_customer
-from sandbox.export import export_csv, platform_export
 from sandbox.gencove_results import DeliverableRecipe, trait_z
 from sandbox.generated import GeneratedKit, GeneratedSample
 from sandbox.lifecycles import KitLifecycle, kit_lifecycle, order_fulfilment, sample_lifecycle
-from sandbox.model import BM_FREQUENCIES, Clock, Customer, GencoveSample, Kit, Order, OrderItem, World
+from sandbox.model import Clock, Customer, GencoveSample, Kit, Order, OrderItem, World
 from sandbox.results import ResultRecipe
 from sandbox.taxonomy import GENOTYPE_EFFECTS, Cohort
 
-__all__ = [
-    "DEFAULT_START",
-    "export_csv",
-    "generate_world",
-    "kit_issued_at",
-    "order_sample_kit",
-    "place_order",
-    "platform_export",
-    "register_kit",
-]
+__all__ = ["DEFAULT_START", "HISTORY_DAYS", "generate_world", "kit_issued_at"]
 
 DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
 HISTORY_DAYS = 182  # orders and samples spread over about six months before the clock starts
@@ -54,8 +47,8 @@ PRODUCT_SKU = "BMS-GUT-001"
 PRODUCT_NAME = "Biomesight Gut Microbiome Test"
 _KIT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # printed on tubes: no 0/O or 1/I to misread
 FREEZE_FROM = 50_000  # kits + samples from which generate_world freezes the world out of GC scans
-_FIRST_SALE_ID = 1000
-_FIRST_SAMPLE_ID = 300
+FIRST_SALE_ID = 1000
+FIRST_SAMPLE_ID = 300
 # Bristol stool scale shares, and bowel-movement frequencies that go with slow, normal and fast transit.
 _BRISTOL_WEIGHTS = (5, 10, 20, 35, 15, 10, 5)
 _BM_BY_TRANSIT = {
@@ -74,11 +67,11 @@ _ID_IN_CLIENT_ID_ONLY = 0.97  # an older integration: client_id only, no custome
 _NOTE_SHARE = 0.1  # samples whose metadata also carries free text written by the platform's support staff
 
 
-def _rng(world_seed: int, *parts: object) -> random.Random:
+def seeded_rng(world_seed: int, *parts: object) -> random.Random:
     return random.Random(":".join(str(p) for p in (world_seed, *parts)))
 
 
-def _new_kit_id(rng: random.Random, world: World) -> str:
+def new_kit_id(rng: random.Random, world: World) -> str:
     while True:
         kit_id = "BS1-" + "".join(rng.choice(_KIT_ALPHABET) for _ in range(5))
         if kit_id not in world.kits:
@@ -98,7 +91,7 @@ def genome_seed(world: World, customer_id: str) -> str:
     return f"{world.seed}:{customer_id}" if customer_id else ""
 
 
-def _genome_cohort(world: World, customer_id: str) -> tuple[tuple[str, float], ...]:
+def genome_cohort(world: World, customer_id: str) -> tuple[tuple[str, float], ...]:
     """The customer's polygenic scores that shift their microbiome (see sandbox.taxonomy.GENOTYPE_EFFECTS)."""
     seed = genome_seed(world, customer_id)
     if not seed:
@@ -106,7 +99,7 @@ def _genome_cohort(world: World, customer_id: str) -> tuple[tuple[str, float], .
     return tuple(sorted((trait, trait_z(seed, trait)) for trait in GENOTYPE_EFFECTS))
 
 
-def _pick_pipeline(rng: random.Random) -> int:
+def pick_pipeline(rng: random.Random) -> int:
     """Most kits run through the current Greengenes pipeline (3); about 10% through older ones (1, 2)."""
     roll = rng.random()
     return 1 if roll < 0.05 else 2 if roll < 0.10 else 3
@@ -169,7 +162,7 @@ class _BiomesightBuilder:
                 order_id = f"ORD-{purchased:%Y%m%d}-{per_day[day_key]:04d}"
             else:
                 order_id = f"HW-{purchased:%y%m%d}{per_day[day_key]:04d}"
-            self.add_order(order_id, account, _FIRST_SALE_ID + index, purchased, quantity)
+            self.add_order(order_id, account, FIRST_SALE_ID + index, purchased, quantity)
         self.assign_sample_ids()
 
     def add_order(
@@ -198,7 +191,7 @@ class _BiomesightBuilder:
 
     def add_kit(self, order: Order, replaces: str | None = None) -> GeneratedKit:
         kit = GeneratedKit(
-            kit_id=_new_kit_id(self.rng, self.world), order_id=order.order_id, account=order.account
+            kit_id=new_kit_id(self.rng, self.world), order_id=order.order_id, account=order.account
         )
         kit.replaces = replaces
         self.world.kits[kit.kit_id] = kit
@@ -220,14 +213,14 @@ class _BiomesightBuilder:
         kit.bristol_scale = bristol
         kit.bm_frequency = frequency
         life = kit_lifecycle(self.rng, registered)
-        _apply_lifecycle(kit, life)
+        apply_lifecycle(kit, life)
         if life.results_ready_at is not None:
             customer = order.customer
             cohort = Cohort(
-                customer.country_code, bristol, frequency, _genome_cohort(self.world, customer.customer_id)
+                customer.country_code, bristol, frequency, genome_cohort(self.world, customer.customer_id)
             )
             self.pending_results.append(
-                _Pending(kit, self.rng.getrandbits(63), _pick_pipeline(self.rng), cohort)
+                _Pending(kit, self.rng.getrandbits(63), pick_pipeline(self.rng), cohort)
             )
         if life.replacement_at is not None:
             replacement = self.add_kit(order, replaces=kit.kit_id)
@@ -243,7 +236,7 @@ class _BiomesightBuilder:
                 ResultRecipe(
                     pending.seed,
                     kit.kit_id,
-                    _FIRST_SAMPLE_ID + offset,
+                    FIRST_SAMPLE_ID + offset,
                     pending.pipeline_id,
                     kit.results_ready_at,
                     pending.cohort,
@@ -252,7 +245,7 @@ class _BiomesightBuilder:
         self.pending_results.clear()
 
 
-def _apply_lifecycle(kit: Kit, life: KitLifecycle) -> None:
+def apply_lifecycle(kit: Kit, life: KitLifecycle) -> None:
     kit.timeline = life.timeline
     kit.results_ready_at = life.results_ready_at
     kit.pdf_ready_at = life.pdf_ready_at
@@ -273,7 +266,7 @@ def _destination_of(customer: Customer) -> dict[str, str]:
     return destination
 
 
-def _sample_id(world: World, index: int) -> str:
+def new_sample_id(world: World, index: int) -> str:
     while True:
         sample_id = str(uuid.uuid5(SAMPLE_NAMESPACE, f"{world.seed}:sample:{index}"))
         if sample_id not in world.samples:
@@ -281,7 +274,7 @@ def _sample_id(world: World, index: int) -> str:
         index += 1
 
 
-def _add_sample(
+def add_sample(
     world: World,
     rng: random.Random,
     *,
@@ -325,7 +318,7 @@ def _add_sample(
 
 
 def _build_gencove(world: World, samples: int, start: datetime, ours_biomesight: list[Customer]) -> None:
-    rng = _rng(world.seed, "gencove")
+    rng = seeded_rng(world.seed, "gencove")
     plans = sorted(
         (_history_moment(rng, start) + timedelta(microseconds=rng.randrange(1_000_000)), rng.random())
         for _ in range(samples)
@@ -350,10 +343,10 @@ def _build_gencove(world: World, samples: int, start: datetime, ours_biomesight:
                 next_number += 1
             client_id, metadata = _carried_id(rng, customer, order_number)
         world.customers.setdefault(customer.customer_id, customer)
-        _add_sample(
+        add_sample(
             world,
             rng,
-            sample_id=_sample_id(world, index),
+            sample_id=new_sample_id(world, index),
             project_id=project_id,
             account=account,
             created=created,
@@ -412,170 +405,11 @@ def generate_world(
     samples = kits if gencove_samples is None else gencove_samples
     world = World(seed=seed, clock=Clock(start))
     with _collector_paused(freeze=kits + samples >= FREEZE_FROM):
-        builder = _BiomesightBuilder(world, _rng(seed, "biomesight"))
+        builder = _BiomesightBuilder(world, seeded_rng(seed, "biomesight"))
         builder.build(kits, start)
         ours = builder.customers_by_account.get(BIOMESIGHT_CLIENT_ID, [])
         _build_gencove(world, samples, start, ours)
     return world
-
-
-# --- what the partner APIs do to the world ------------------------------------------------------------------
-
-
-def _parse_moment(value: object, fallback: datetime) -> datetime:
-    """An ISO 8601 timestamp as aware UTC (naive means UTC, as the partner doc's example is)."""
-    if not isinstance(value, str):
-        return fallback
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return fallback
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def place_order(world: World, account: str, payload: dict[str, Any], at: datetime) -> Order:
-    """Record a validated Biomesight order: customer, unregistered kits, and its fulfilment from `at` on."""
-    user = payload["user"]
-    address = payload["destination_address"]
-    rng = _rng(world.seed, "order", account, payload["order_id"])
-    with world.lock:
-        customer = Customer(
-            customer_id=_text(user["id"]),
-            first_name=_text(user["first_name"]),
-            last_name=_text(user["last_name"]),
-            email=_text(user["email"]),
-            phone=_text(user.get("phone")),
-            address_line1=_text(address["address_line1"]),
-            address_line2=_text(address.get("address_line2")),
-            city=_text(address["city"]),
-            state=_text(address.get("state")),
-            postcode=_text(address["postcode_zip"]),
-            country_code=_text(address["country_code"]),
-        )
-        world.customers[customer.customer_id] = customer
-        items = [
-            OrderItem(
-                _text(item["product_sku"]), _text(item.get("product_name")), int(item.get("quantity") or 1)
-            )
-            for item in payload["items"]
-        ]
-        speed = _text(payload.get("shipping_speed")) or "standard"
-        order = Order(
-            order_id=payload["order_id"],
-            account=account,
-            sale_id=max((o.sale_id for o in world.orders.values()), default=_FIRST_SALE_ID - 1) + 1,
-            purchase_date=_parse_moment(payload.get("purchase_date"), at),
-            customer=customer,
-            items=items,
-            shipping_speed=speed,
-            destination={key: _text(value) for key, value in address.items()},
-            timeline=order_fulfilment(rng, at, speed).timeline,
-        )
-        world.orders[order.order_id] = order
-        for _ in range(sum(item.quantity for item in items)):
-            kit = GeneratedKit(kit_id=_new_kit_id(rng, world), order_id=order.order_id, account=account)
-            world.kits[kit.kit_id] = kit
-            order.kit_ids.append(kit.kit_id)
-        return order
-
-
-def _next_sample_id(world: World) -> int:
-    highest = _FIRST_SAMPLE_ID - 1
-    for kit in world.kits.values():
-        recipe = kit.result_recipe if isinstance(kit, GeneratedKit) else None
-        if recipe is not None:
-            highest = max(highest, recipe.sample_id)
-        elif not isinstance(kit, GeneratedKit) and kit.result is not None:
-            highest = max(highest, kit.result.sample_id)
-    return highest + 1
-
-
-def register_kit(world: World, kit: Kit, payload: dict[str, Any], at: datetime) -> Kit:
-    """Register a kit from a validated body; its lab journey (and result, if any) starts at `at`."""
-    rng = _rng(world.seed, "register", kit.kit_id)
-    with world.lock:
-        order = world.orders[kit.order_id]
-        kit.registered_at = at
-        sample_date = payload["sample_date"]
-        kit.sample_date = sample_date if isinstance(sample_date, date) else date.fromisoformat(sample_date)
-        kit.sample_type = _text(payload.get("sample_type")) or "Gut"
-        bristol = payload.get("bristol_scale")
-        kit.bristol_scale = None if bristol is None else int(bristol)
-        frequency = payload.get("bm_frequency")
-        kit.bm_frequency = frequency if frequency in BM_FREQUENCIES else None
-        life = kit_lifecycle(rng, at)
-        _apply_lifecycle(kit, life)
-        if life.results_ready_at is not None:
-            recipe = ResultRecipe(
-                rng.getrandbits(63),
-                kit.kit_id,
-                _next_sample_id(world),
-                _pick_pipeline(rng),
-                life.results_ready_at,
-                Cohort(
-                    order.customer.country_code,
-                    kit.bristol_scale,
-                    kit.bm_frequency,
-                    _genome_cohort(world, order.customer.customer_id),
-                ),
-            )
-            if isinstance(kit, GeneratedKit):
-                kit.set_result_recipe(recipe)
-            else:
-                from sandbox.results import build_result
-
-                kit.result = build_result(recipe)
-        if life.replacement_at is not None:
-            # The replacement is issued but, like the original, waits for its own registration call.
-            replacement = GeneratedKit(
-                kit_id=_new_kit_id(rng, world), order_id=order.order_id, account=order.account
-            )
-            replacement.replaces = kit.kit_id
-            world.kits[replacement.kit_id] = replacement
-            order.kit_ids.append(replacement.kit_id)
-        return kit
-
-
-def order_sample_kit(world: World, account: str, payload: dict[str, Any], at: datetime) -> GencoveSample:
-    """Record a validated `POST /sample-kit/`: a new sample whose lifecycle starts at `at`."""
-    with world.lock:
-        sample_id = _sample_id(world, len(world.samples))
-        rng = _rng(world.seed, "sample-kit", sample_id)
-        metadata = payload.get("metadata")
-        metadata = {} if metadata is None else metadata
-        given_id = metadata.get("customer_id") if isinstance(metadata, dict) else None
-        customer_id = given_id if isinstance(given_id, str) else ""
-        first, _, last = _text(payload["recipient_address_name"]).strip().rpartition(" ")
-        customer = Customer(
-            customer_id=customer_id or f"GC-{sample_id[:8]}",
-            first_name=first or last,
-            last_name=last if first else "",
-            email=_text(payload["recipient_email"]),
-            phone=_text(payload["recipient_phone"]),
-            address_line1=_text(payload["recipient_address_line1"]),
-            address_line2=_text(payload.get("recipient_address_line2")),
-            city=_text(payload["recipient_address_city"]),
-            state=_text(payload["recipient_address_state_region"]),
-            postcode=_text(payload["recipient_address_postal_code"]),
-            country_code=_text(payload["recipient_address_country_code"]),
-        )
-        world.customers.setdefault(customer.customer_id, customer)
-        return _add_sample(
-            world,
-            rng,
-            sample_id=sample_id,
-            project_id=_text(payload["project_id"]),
-            account=account,
-            created=at,
-            client_id="",  # a kit-ordering sample's client_id is empty (the guide's example)
-            customer=customer,
-            metadata=metadata,
-            test_mode=bool(payload.get("test_mode", False)),
-        )
 
 
 def kit_issued_at(world: World, kit: Kit) -> datetime:

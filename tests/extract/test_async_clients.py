@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
 
 from extract.biomesight import AsyncBiomesightClient
-from extract.errors import MalformedResponse, NotFound, NotReady, ServerError
+from extract.errors import MalformedResponse, NotFound, NotReady, ServerError, TransportFailure
 from extract.gencove import AsyncGencoveClient
 from extract.http import build_async_client, gather_bounded
 from extract.retry import AsyncRetryTransport
@@ -85,6 +86,41 @@ async def test_async_retries_use_the_injected_sleep(fake_biomesight: FakeBiomesi
             await client.get_kit_status(KIT)
     assert caught.value.attempts == 3
     assert slept == [4.0, 4.0]
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_each_keep_their_own_retries() -> None:
+    """Requests retried side by side through one client each count their own attempts (tenacity keeps a
+    call's statistics on its Retrying object, so each request needs its own)."""
+    max_retries = 2
+    sample_ids = [f"s{n}" for n in range(8)]
+    seen: dict[str, int] = dict.fromkeys(sample_ids, 0)
+
+    async def times_out(request: httpx.Request) -> httpx.Response:
+        seen[request.url.path.rsplit("/", 1)[-1]] += 1
+        await anyio.sleep(0.001)
+        raise httpx.ReadTimeout("read timed out")
+
+    async def next_turn(_seconds: float) -> None:
+        await anyio.lowlevel.checkpoint()  # let the other requests move on while this one waits
+
+    async with AsyncGencoveClient(
+        GENCOVE_URL,
+        API_KEY,
+        transport=httpx.MockTransport(times_out),
+        max_retries=max_retries,
+        backoff=NO_WAIT,
+        sleep=next_turn,
+        max_concurrency=len(sample_ids),
+    ) as client:
+        failures = await gather_bounded(
+            (client.get_sample(sample) for sample in sample_ids),
+            limit=len(sample_ids),
+            return_exceptions=True,
+        )
+    assert all(isinstance(failure, TransportFailure) for failure in failures)
+    assert [failure.attempts for failure in failures] == [max_retries + 1] * len(sample_ids)  # type: ignore[union-attr]
+    assert seen == dict.fromkeys(sample_ids, max_retries + 1)
 
 
 @pytest.mark.anyio

@@ -24,7 +24,7 @@ from flows.demo import COHORT_QUESTIONS, DEMO_MARKER, environment
 from sandbox.accounts import BIOMESIGHT_CLIENT_ID
 from sandbox.world import generate_world
 from tests.synced import SyncedWorld
-from tests.warehouse.test_views_lifecycle import expected_lifecycle, observe
+from tests.warehouse.lifecycle_oracle import expected_lifecycle, observe
 
 
 def test_the_demo_runs_the_main_job_and_says_where_everything_is(prefect_api: str, tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def _close(printed: str, expected: float | None, places: int) -> bool:
 
 def _lifecycle_truth(world: Any, times: list[str]) -> pd.DataFrame:
     """kit_lifecycle as the sandbox's timelines say it should read after rounds at `times` (webhooks on),
-    by the lifecycle oracle of tests/warehouse/test_views_lifecycle.py."""
+    by the lifecycle oracle of tests/warehouse/lifecycle_oracle.py."""
     rounds = SimpleNamespace(world=world, reports=[SimpleNamespace(virtual_time=t) for t in times])
     return expected_lifecycle(observe(rounds)).reset_index()  # type: ignore[arg-type]
 

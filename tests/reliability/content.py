@@ -3,7 +3,7 @@
 Ground truth is the sandbox's `World` and the sandbox's own wire renderings (`sandbox.gencove_views`,
 `sandbox.results`), read at the virtual moments kitsync polled: the rows below are what a partner showed,
 written into the warehouse's vocabulary by this module's own rules (statuses mapped by the table written out
-from the partner docs in tests/warehouse/test_views_lifecycle.py), never by kitsync's transforms.
+from the partner docs in tests/warehouse/lifecycle_oracle.py), never by kitsync's transforms.
 
 What kitsync cannot observe is left out, each for a stated reason:
 - statuses that came and went between two polls (Biomesight shows only the current status; webhooks, when
@@ -34,7 +34,7 @@ from sandbox.accounts import BIOMESIGHT_CLIENT_ID, GENCOVE_API_KEY, GENCOVE_PROJ
 from sandbox.gencove_views import FAILED_STATUSES, current_status, is_final, list_item, status_history
 from sandbox.model import GencoveSample, Kit, Order, StatusChange, World, status_at
 from sandbox.results import render_results_json
-from tests.warehouse.test_views_lifecycle import BIOMESIGHT_KIT, BIOMESIGHT_ORDER, GENCOVE, SAMPLE_COLLECTED
+from tests.warehouse.lifecycle_oracle import BIOMESIGHT_KIT, BIOMESIGHT_ORDER, GENCOVE, SAMPLE_COLLECTED
 from transform.gencove import METADATA_SAFE_FIELDS
 from warehouse.duck import connect_readonly, quote_ident
 

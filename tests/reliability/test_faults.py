@@ -22,10 +22,11 @@ import pytest
 from extract.pagination import MAX_PAGE_SIZE
 from flows.demo import environment, sandbox_environment
 from sandbox.accounts import GENCOVE_API_KEY, GENCOVE_PROJECT_IDS
+from sandbox.changes import order_sample_kit
 from sandbox.faults import DEFAULT_UNKNOWN_STATUS, ENDPOINTS
 from sandbox.model import StatusChange
 from sandbox.server import SandboxServer
-from sandbox.world import generate_world, order_sample_kit
+from sandbox.world import generate_world
 from tests.flows.truth import our_samples, sample_is_final
 from tests.reliability.conftest import FAST_RETRIES
 from tests.reliability.figures import FIGURES

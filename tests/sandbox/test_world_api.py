@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from sandbox.accounts import BIOMESIGHT_CLIENT_ID, GENCOVE_API_KEY, GENCOVE_PROJECT_IDS
+from sandbox.changes import order_sample_kit, place_order, register_kit
+from sandbox.export import platform_export
 from sandbox.model import (
     BIOMESIGHT_KIT_STATUSES,
     BIOMESIGHT_ORDER_STATUSES,
@@ -16,7 +18,7 @@ from sandbox.model import (
     World,
     status_at,
 )
-from sandbox.world import generate_world, order_sample_kit, place_order, platform_export, register_kit
+from sandbox.world import generate_world
 
 
 def order_payload(order_id: str, quantity: int = 1) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from sandbox.accounts import BIOMESIGHT_CLIENT_ID, OTHER_BIOMESIGHT_CLIENT_ID
-from sandbox.export import EXPORT_COLUMNS
+from sandbox.export import EXPORT_COLUMNS, export_csv, platform_export
 from sandbox.model import World
-from sandbox.world import export_csv, generate_world, platform_export
+from sandbox.world import generate_world
 
 PII_COLUMNS = (
     "customer_id",

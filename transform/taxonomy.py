@@ -24,10 +24,15 @@ import csv
 import functools
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from transform.result import TableRows, TransformResult, table_from_columns
 from transform.values import ContractError, as_float, shown, storable
@@ -142,31 +147,40 @@ def _describe_lineage(lineage: str) -> tuple[str, str, str] | None:
     return _describe(_greengenes_levels(lineage))
 
 
-def _number(value: str, *, row: int, column: str) -> float:
+# --- reading: pyarrow's CSV reader, every cell a string --------------------------------------------------
+
+_READ: Final = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
+_PARSE: Final = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True)
+# Every cell is read as text (numbers are checked below, with the row number a quarantine detail names).
+_CONVERT: Final = pacsv.ConvertOptions(
+    column_types={f"f{i}": pa.string() for i in range(256)}, strings_can_be_null=False
+)
+
+
+def _read_rows(content: bytes | str) -> tuple[list[str], list[pa.Array], tuple[int, int] | None]:
+    """Header (trimmed, lower-case), the non-blank data rows as string columns, and the number (from 1) and
+    width of the first data row that has more fields than the header, if any; ContractError if not a CSV.
+
+    pyarrow's CSV reader does the reading; a file it refuses (rows of uneven width, which a lab's
+    spreadsheet export does produce) is read again by the standard library's reader, which pads short rows.
+    """
+    data = _utf8(content)
     try:
-        number = as_float(value)
-    except ValueError:
-        number = math.nan
-    if number is None or math.isnan(number):
-        raise ContractError("non_numeric_abundance", f"row {row}: {column} {shown(value)} is not a number")
-    if number < 0:
-        raise ContractError("non_numeric_abundance", f"row {row}: {column} {number} is negative")
-    return number
+        table = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _read_uneven(data)
+    cells = [column.combine_chunks() for column in table.columns]
+    blank = functools.reduce(pc.and_, [pc.equal(pc.utf8_trim_whitespace(column), "") for column in cells])
+    kept = pc.indices_nonzero(pc.invert(blank))
+    if not len(kept):
+        raise ContractError("empty_file", "the taxonomy CSV holds only blank lines")
+    first = kept[0].as_py()
+    header = [str(column[first].as_py()).strip().casefold() for column in cells]
+    return header, [column.take(kept[1:]) for column in cells], None
 
 
-def _count(value: str, *, row: int, column: str) -> int | None:
-    if not value.strip():
-        return None
-    number = _number(value, row=row, column=column)
-    if not number.is_integer() or number >= 2**63:
-        raise ContractError(
-            "non_numeric_abundance", f"row {row}: {column} {shown(value)} is not a whole read count"
-        )
-    return int(number)
-
-
-def _read_rows(content: bytes | str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header (trimmed, lower-case) and numbered non-blank data rows; ContractError for what is not a CSV."""
+def _utf8(content: bytes | str) -> bytes:
+    """The CSV as UTF-8 bytes without a byte-order mark; ContractError when it is empty or not text."""
     if isinstance(content, bytes | bytearray | memoryview):
         raw = bytes(content)
         if not raw.strip():
@@ -174,7 +188,8 @@ def _read_rows(content: bytes | str) -> tuple[list[str], list[tuple[int, list[st
                 "empty_file", "the taxonomy CSV is empty; ask Biomesight to re-export the kit"
             )
         # Spreadsheet tools sometimes save UTF-16 with a byte-order mark; that is still readable text.
-        encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+        utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        encoding = "utf-16" if utf16 else "utf-8-sig"
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as error:
@@ -183,24 +198,121 @@ def _read_rows(content: bytes | str) -> tuple[list[str], list[tuple[int, list[st
                 f"the taxonomy CSV is not {encoding.upper().removesuffix('-SIG')} text "
                 f"(byte {error.start} is 0x{raw[error.start]:02x})",
             ) from None
-    elif isinstance(content, str):
+        return text.encode() if utf16 else raw.removeprefix(codecs.BOM_UTF8)
+    if isinstance(content, str):
         text = storable(content.removeprefix("\ufeff"))
         if not text.strip():
             raise ContractError(
                 "empty_file", "the taxonomy CSV is empty; ask Biomesight to re-export the kit"
             )
-    else:
-        raise ContractError("not_csv", f"the taxonomy CSV is a {type(content).__name__}, not bytes")
+        return text.encode()
+    raise ContractError("not_csv", f"the taxonomy CSV is a {type(content).__name__}, not bytes")
+
+
+def _read_uneven(data: bytes) -> tuple[list[str], list[pa.Array], tuple[int, int] | None]:
+    """Rows of uneven width, read by the standard library: short rows are padded with empty cells; the
+    number and width of the first row longer than the header are returned for the caller to report."""
     try:
         lines = [
-            row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)
+            row
+            for row in csv.reader(io.StringIO(data.decode(), newline=""))
+            if any(cell.strip() for cell in row)
         ]
     except csv.Error as error:
         raise ContractError("malformed_csv", f"the taxonomy CSV cannot be read as CSV ({error})") from None
     if not lines:
         raise ContractError("empty_file", "the taxonomy CSV holds only blank lines")
-    header = [cell.strip().casefold() for cell in lines[0]]
-    return header, list(enumerate(lines[1:], start=1))
+    header, rows = [cell.strip().casefold() for cell in lines[0]], lines[1:]
+    width = len(header)
+    overlong = next(((n, len(row)) for n, row in enumerate(rows, start=1) if len(row) > width), None)
+    padded = [[*row[:width], *[""] * (width - len(row))] for row in rows]
+    columns = zip(*padded, strict=True) if padded else [[] for _ in header]
+    return header, [pa.array(column, pa.string()) for column in columns], overlong
+
+
+# --- parsing: vectorized over a kit's rows ---------------------------------------------------------------
+
+_Problem = tuple[int, int, ContractError]  # (row index, check order within a row, error): the first is raised
+
+
+def _first(bad: np.ndarray, order: int, error: Callable[[int], ContractError]) -> list[_Problem]:
+    """The first row (0-based) where `bad` holds, with the error its 1-based row number gets."""
+    hits = np.flatnonzero(bad)
+    return [(int(hits[0]), order, error(int(hits[0]) + 1))] if len(hits) else []
+
+
+def _raise_first(problems: list[_Problem]) -> None:
+    """Raise what the first offending row shows first (rows in file order, checks in a row's order)."""
+    if problems:
+        raise min(problems, key=lambda problem: problem[:2])[2]
+
+
+def _numbers(
+    cells: pa.Array, column: str, order: int, *, required: bool
+) -> tuple[np.ndarray, np.ndarray, list[_Problem]]:
+    """Finite, non-negative numbers (NaN where blank), the blank mask, and the first bad row if any (a blank
+    cell is one when the number is `required`).
+
+    Arrow casts the common case; a column it refuses (Python's float also reads `1_000` or other digits)
+    is read value by value with `as_float`, so both paths accept exactly the same numbers.
+    """
+    trimmed = pc.utf8_trim_whitespace(cells)
+    blank = pc.equal(trimmed, "")
+    blanks = blank.to_numpy(zero_copy_only=False)
+    try:
+        if any(text.strip() for text in cells.filter(blank).to_pylist()):
+            raise pa.ArrowInvalid("Arrow trims a character Python keeps")
+        values = pc.cast(pc.if_else(blank, None, trimmed), pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        values = np.array([_python_number(text) for text in cells.to_pylist()], dtype=np.float64)
+    not_number = (~blanks | required) & ~np.isfinite(values)
+    negative = ~blanks & (values < 0)
+    problems = _first(
+        not_number,
+        order,
+        lambda row: ContractError(
+            "non_numeric_abundance", f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a number"
+        ),
+    )
+    problems += _first(
+        negative,
+        order,
+        lambda row: ContractError(
+            "non_numeric_abundance", f"row {row}: {column} {float(values[row - 1])} is negative"
+        ),
+    )
+    return values, blanks, problems
+
+
+def _python_number(text: str) -> float:
+    """What `as_float` makes of one cell: NaN for blank or unreadable (the caller tells those apart)."""
+    try:
+        number = as_float(text)
+    except ValueError:
+        return math.nan
+    return math.nan if number is None else number
+
+
+def _counts(cells: pa.Array, column: str, order: int) -> tuple[pa.Array, list[_Problem]]:
+    """Whole read counts (null where blank) and the first bad row if any."""
+    values, blanks, problems = _numbers(cells, column, order, required=False)
+    with np.errstate(invalid="ignore"):
+        fractional = (
+            ~blanks
+            & np.isfinite(values)
+            & (values >= 0)
+            & ((values != np.floor(values)) | (values >= 2.0**63))
+        )
+    problems += _first(
+        fractional,
+        order,
+        lambda row: ContractError(
+            "non_numeric_abundance",
+            f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a whole read count",
+        ),
+    )
+    usable = np.where(blanks | ~np.isfinite(values) | (values < 0) | fractional, 0.0, values)
+    return pa.array(usable.astype(np.int64), mask=blanks), problems
 
 
 def _dialect(header: list[str]) -> str:
@@ -214,126 +326,204 @@ def _dialect(header: list[str]) -> str:
     )
 
 
-def _records(header: list[str], rows: list[tuple[int, list[str]]]) -> list[tuple[int, dict[str, str]]]:
-    if not rows:
-        raise ContractError("no_rows", f"the taxonomy CSV has a header ({','.join(header)}) but no taxa")
-    records = []
-    for number, cells in rows:
-        if len(cells) > len(header):
-            raise ContractError(
-                "malformed_csv", f"row {number} has {len(cells)} fields but the header has {len(header)}"
-            )
-        records.append((number, dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True))))
-    return records
+@dataclass
+class _Rows:
+    """A kit's taxa before deduplication: rank index per row (7 for rows that describe no taxon), ..."""
+
+    ranks: np.ndarray
+    described: list[tuple[str, str, str] | None]
+    fractions: np.ndarray
+    counts: pa.Array
 
 
-def _to_fractions(values: list[float], ranks: list[str]) -> list[float]:
+def _to_fractions(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """Percent or fraction, told apart by the largest per-rank sum."""
-    totals: dict[str, float] = {}
-    for value, rank in zip(values, ranks, strict=True):
-        totals[rank] = totals.get(rank, 0.0) + value
-    scale = 100.0 if max(totals.values(), default=0.0) > PERCENT_THRESHOLD else 1.0
-    return [value / scale for value in values]
+    totals = np.bincount(ranks, weights=values, minlength=len(RANKS) + 1)
+    return values / (100.0 if totals.max(initial=0.0) > PERCENT_THRESHOLD else 1.0)
 
 
-def _by_rank_total(counts: list[float], ranks: list[str]) -> list[float]:
-    totals: dict[str, float] = {}
-    for count, rank in zip(counts, ranks, strict=True):
-        totals[rank] = totals.get(rank, 0.0) + count
-    return [count / totals[rank] if totals[rank] else 0.0 for count, rank in zip(counts, ranks, strict=True)]
+def _by_rank_total(counts: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    totals = np.bincount(ranks, weights=counts, minlength=len(RANKS) + 1)[ranks]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals != 0, counts / totals, 0.0)
 
 
-def _parse_greengenes(records: list[tuple[int, dict[str, str]]]) -> list[Taxon]:
-    described, abundances, counts = [], [], []
-    count_column = next((c for c in ("count", "read_count", "reads") if c in records[0][1]), None)
-    for number, record in records:
-        description = _describe_lineage(record["taxonomy"])
-        if description is None:
-            raise ContractError(
-                "bad_lineage", f"row {number}: taxonomy {shown(record['taxonomy'])} names no taxon"
-            )
-        described.append(description)
-        abundances.append(_number(record["abundance"], row=number, column="abundance"))
-        counts.append(_count(record[count_column], row=number, column=count_column) if count_column else None)
-    fractions = _to_fractions(abundances, [rank for rank, _, _ in described])
-    return [
-        Taxon(rank, taxon, lineage, fraction, count)
-        for (rank, taxon, lineage), fraction, count in zip(described, fractions, counts, strict=True)
-    ]
+def _parse_greengenes(header: list[str], cells: Callable[[str], pa.Array], rows: int) -> _Rows:
+    lineages = cells("taxonomy").to_pylist()
+    described = [_describe_lineage(lineage) for lineage in lineages]
+    problems = _first(
+        np.fromiter((d is None for d in described), dtype=bool, count=rows),
+        0,
+        lambda row: ContractError(
+            "bad_lineage", f"row {row}: taxonomy {shown(lineages[row - 1])} names no taxon"
+        ),
+    )
+    abundances, _, found = _numbers(cells("abundance"), "abundance", 1, required=True)
+    problems += found
+    count_column = next((c for c in ("count", "read_count", "reads") if c in header), None)
+    counts = pa.nulls(rows, pa.int64())
+    if count_column:
+        counts, found = _counts(cells(count_column), count_column, 2)
+        problems += found
+    _raise_first(problems)
+    ranks = np.fromiter((RANK_INDEX[d[0]] for d in described if d), dtype=np.intp, count=rows)
+    return _Rows(ranks, described, _to_fractions(abundances, ranks), counts)
 
 
-def _lineages(
-    nodes: dict[str, tuple[str | None, str, str]],
-) -> dict[str, dict[str, str]]:
-    """Node id -> rank -> name of itself and its ancestors at canonical ranks."""
-    levels: dict[str, dict[str, str]] = {}
-    for node_id in nodes:
-        chain: dict[str, str] = {}
-        current, seen = node_id, set()
-        while current in nodes and current not in seen and len(seen) < MAX_PARENT_DEPTH:
-            seen.add(current)
-            rank, name, parent = nodes[current]
-            if rank is not None and rank not in chain:
-                chain[rank] = name
-            current = parent
-        levels[node_id] = chain
+@functools.lru_cache(maxsize=65_536)
+def _describe_names(names: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """Cached `_describe` of the names found at each canonical rank (the same lineages recur in every kit)."""
+    return _describe(dict(zip(RANKS, names, strict=True)))
+
+
+def _ancestry(first_of: np.ndarray, parent_of: np.ndarray, rank_of: np.ndarray) -> np.ndarray:
+    """For each start row, the row naming it or its nearest ancestor at each canonical rank (-1: none).
+
+    All kept rows climb their parent chains together, one level per step; a cycle or a chain deeper than
+    MAX_PARENT_DEPTH stops the climb (a rank already filled keeps its nearest name).
+    """
+    levels = np.full((len(first_of), len(RANKS)), -1, dtype=np.intp)
+    current, starts = first_of.copy(), np.arange(len(first_of))
+    for _ in range(MAX_PARENT_DEPTH):
+        live = current >= 0
+        if not live.any():
+            break
+        rank = np.where(live, rank_of[current], -1)
+        settable = live & (rank >= 0)
+        rows, ranks, nodes = starts[settable], rank[settable], current[settable]
+        unset = levels[rows, ranks] == -1
+        levels[rows[unset], ranks[unset]] = nodes[unset]
+        current = np.where(live, parent_of[current], -1)
     return levels
 
 
-def _parse_nodes(records: list[tuple[int, dict[str, str]]], dialect: str) -> list[Taxon]:
+def _parse_nodes(header: list[str], cells: Callable[[str], pa.Array], rows: int, dialect: str) -> _Rows:
     id_col, rank_col, name_col = (
         ("taxon", "tax_rank", "tax_name") if dialect == "node_norm" else ("taxon_id", "rank", "name")
     )
-    nodes: dict[str, tuple[str | None, str, str]] = {}
-    kept: list[tuple[str, int | None, float | None]] = []  # node id, count, count_norm of canonical-rank rows
-    for number, record in records:
-        node_id = record[id_col].strip()
-        if not node_id:
-            raise ContractError(
-                "bad_lineage", f"row {number}: {id_col} is empty, so its parents cannot be found"
-            )
-        rank = normalize_rank(record[rank_col])
-        name = record[name_col].strip()
-        nodes.setdefault(node_id, (rank, name, record["parent"].strip()))
-        count = _count(record["count"], row=number, column="count")
-        norm = record.get("count_norm", "")
-        norm_value = _number(norm, row=number, column="count_norm") if norm.strip() else None
-        if rank is not None and name:
-            if count is None and norm_value is None:
-                raise ContractError(
-                    "non_numeric_abundance", f"row {number}: neither count nor count_norm is given"
-                )
-            kept.append((node_id, count, norm_value))
-    if not kept:
+    ids = pc.utf8_trim_whitespace(cells(id_col))
+    problems = _first(
+        pc.equal(ids, "").to_numpy(zero_copy_only=False),
+        0,
+        lambda row: ContractError(
+            "bad_lineage", f"row {row}: {id_col} is empty, so its parents cannot be found"
+        ),
+    )
+    counts, found = _counts(cells("count"), "count", 1)
+    problems += found
+    norms, norm_blank = np.full(rows, np.nan), np.ones(rows, dtype=bool)
+    if "count_norm" in header:
+        norms, norm_blank, found = _numbers(cells("count_norm"), "count_norm", 2, required=False)
+        problems += found
+    spellings = cells(rank_col)
+    distinct = pc.unique(spellings)
+    canonical = np.array(
+        [RANK_INDEX.get(normalize_rank(s) or "", -1) for s in distinct.to_pylist()], dtype=np.intp
+    )
+    rank_of = canonical[pc.index_in(spellings, value_set=distinct).to_numpy(zero_copy_only=False)]
+    names = pc.utf8_trim_whitespace(cells(name_col))
+    kept = (rank_of >= 0) & pc.not_equal(names, "").to_numpy(zero_copy_only=False)
+    count_blank = np.asarray(counts.is_null().to_numpy(zero_copy_only=False))
+    problems += _first(
+        kept & count_blank & norm_blank,
+        3,
+        lambda row: ContractError(
+            "non_numeric_abundance", f"row {row}: neither count nor count_norm is given"
+        ),
+    )
+    _raise_first(problems)
+    if not kept.any():
         raise ContractError("no_rows", f"no row has a rank from {', '.join(RANKS)}")
-    levels = _lineages(nodes)
-    described = [_describe(levels[node_id]) for node_id, _, _ in kept]
-    ranks = [d[0] if d else "" for d in described]
-    if all(norm is not None for _, _, norm in kept):
-        fractions = _to_fractions([norm or 0.0 for _, _, norm in kept], ranks)
-    elif all(count is not None for _, count, _ in kept):
-        fractions = _by_rank_total([float(count or 0) for _, count, _ in kept], ranks)
+    first_of = pc.index_in(ids, value_set=ids).to_numpy(zero_copy_only=False).astype(np.intp)
+    parent_of = pc.index_in(pc.utf8_trim_whitespace(cells("parent")), value_set=ids)
+    parent_of = parent_of.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    levels = _ancestry(first_of[kept], parent_of, rank_of)
+    named = np.array([*names.to_pylist(), ""], dtype=object)  # index -1: no name at that rank
+    described = [_describe_names(tuple(row)) for row in named[levels].tolist()]
+    ranks = np.fromiter((RANK_INDEX[d[0]] if d else len(RANKS) for d in described), dtype=np.intp)
+    kept_counts = counts.filter(pa.array(kept))
+    if not norm_blank[kept].any():
+        fractions = _to_fractions(norms[kept], ranks)
+    elif not count_blank[kept].any():
+        fractions = _by_rank_total(kept_counts.to_numpy(zero_copy_only=False).astype(np.float64), ranks)
     else:
         raise ContractError("non_numeric_abundance", "some rows have only count, others only count_norm")
-    return [
-        Taxon(d[0], d[1], d[2], fraction, count)
-        for d, fraction, (_, count, _) in zip(described, fractions, kept, strict=True)
-        if d is not None
+    return _Rows(ranks, described, fractions, kept_counts)
+
+
+_TAXA_SCHEMA: Final = pa.schema(
+    [
+        ("rank", pa.string()),
+        ("taxon", pa.string()),
+        ("lineage", pa.string()),
+        ("relative_abundance", pa.float64()),
+        ("read_count", pa.int64()),
     ]
+)
+_RANK_NAMES: Final = pa.array([*RANKS, ""])
+
+
+def _best_sorted(rows: _Rows) -> pa.Table:
+    """One row per (rank, lineage), the largest abundance (the first on a tie), sorted by rank and lineage:
+    a parent's own row already includes its unnamed children."""
+    described = [d or ("", "", "") for d in rows.described]
+    lineages = pa.array([d[2] for d in described], pa.string())
+    keys = pa.table(
+        {
+            "rank": pa.array(rows.ranks),
+            "lineage": lineages,
+            "abundance": pa.array(rows.fractions),
+            "row": pa.array(np.arange(len(described))),
+        }
+    )
+    order = pc.sort_indices(
+        keys,
+        [("rank", "ascending"), ("lineage", "ascending"), ("abundance", "descending"), ("row", "ascending")],
+    )
+    ranks, lineage = rows.ranks[order.to_numpy()], lineages.take(order)
+    new = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        new[1:] = (ranks[1:] != ranks[:-1]) | pc.not_equal(lineage[1:], lineage[:-1]).to_numpy(
+            zero_copy_only=False
+        )
+    new &= ranks < len(RANKS)  # rows that describe no taxon only counted towards their rank's total
+    chosen = order.filter(pa.array(new))
+    return pa.Table.from_arrays(
+        [
+            _RANK_NAMES.take(pa.array(ranks[new])),
+            pa.array([d[1] for d in described], pa.string()).take(chosen),
+            lineages.take(chosen),
+            pa.array(rows.fractions).take(chosen),
+            rows.counts.take(chosen),
+        ],
+        schema=_TAXA_SCHEMA,
+    )
+
+
+def _parse_table(content: bytes | str) -> pa.Table:
+    """One kit's taxonomy CSV -> its taxa as columns, sorted by rank and lineage; ContractError if not."""
+    header, columns, overlong = _read_rows(content)
+    dialect = _dialect(header)
+    rows = len(columns[0])
+    if not rows:
+        raise ContractError("no_rows", f"the taxonomy CSV has a header ({','.join(header)}) but no taxa")
+    if overlong is not None:
+        number, fields = overlong
+        raise ContractError(
+            "malformed_csv", f"row {number} has {fields} fields but the header has {len(header)}"
+        )
+    by_name = dict(zip(header, columns, strict=True))  # a column name given twice: the last one
+    if dialect == "greengenes":
+        parsed = _parse_greengenes(header, by_name.__getitem__, rows)
+    else:
+        parsed = _parse_nodes(header, by_name.__getitem__, rows, dialect)
+    return _best_sorted(parsed)
 
 
 def parse_taxonomy_csv(content: bytes | str) -> list[Taxon]:
     """One kit's taxonomy CSV -> its taxa, sorted by rank and lineage; ContractError if it cannot be read."""
-    header, rows = _read_rows(content)
-    dialect = _dialect(header)
-    records = _records(header, rows)
-    taxa = _parse_greengenes(records) if dialect == "greengenes" else _parse_nodes(records, dialect)
-    best: dict[tuple[str, str], Taxon] = {}
-    for taxon in taxa:
-        key = (taxon.rank, taxon.lineage)
-        if key not in best or taxon.relative_abundance > best[key].relative_abundance:
-            best[key] = taxon
-    return sorted(best.values(), key=lambda t: (RANK_INDEX[t.rank], t.lineage))
+    table = _parse_table(content)
+    return [Taxon(*row) for row in zip(*(column.to_pylist() for column in table.columns), strict=True)]
 
 
 def _taxonomy_rows(
@@ -343,14 +533,13 @@ def _taxonomy_rows(
 ) -> TransformResult:
     """Parse each kit's CSV (or report its decoding error); `payload` is what the quarantine fingerprints."""
     rows = TableRows(observed_at)
-    columns: dict[str, list[object]] = {
-        c: [] for c in ("kit_id", "rank", "taxon", "lineage", "relative_abundance", "read_count")
-    }
+    kits: list[str] = []
+    taxa: list[pa.Table] = []
     for kit_id, content, payload in items:
         try:
             if isinstance(content, TaxonomyDecodeError):
                 raise ContractError("bad_base64", f"{content}; ask Biomesight to re-export the kit's CSV")
-            taxa = parse_taxonomy_csv(content)
+            table = _parse_table(content)
         except ContractError as rejected:
             rows.quarantine(
                 provider=provider,
@@ -363,13 +552,12 @@ def _taxonomy_rows(
                 excerpt=True,
             )
             continue
-        for taxon in taxa:
-            columns["kit_id"].append(kit_id)
-            columns["rank"].append(taxon.rank)
-            columns["taxon"].append(taxon.taxon)
-            columns["lineage"].append(taxon.lineage)
-            columns["relative_abundance"].append(taxon.relative_abundance)
-            columns["read_count"].append(taxon.read_count)
+        kits.append(kit_id)
+        taxa.append(table)
+    parsed = pa.concat_tables(taxa) if taxa else _TAXA_SCHEMA.empty_table()
+    kit_ids = np.repeat(np.array(kits, dtype=object), [table.num_rows for table in taxa]) if taxa else []
+    columns: dict[str, object] = {"kit_id": pa.array(kit_ids, pa.string())}
+    columns.update({name: parsed.column(name).combine_chunks() for name in _TAXA_SCHEMA.names})
     result = rows.result()
     result.tables["taxonomy"] = table_from_columns(
         "taxonomy", columns, {"provider": provider, "observed_at": observed_at}

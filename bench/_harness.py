@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import os
 import platform
 import re
@@ -90,6 +92,71 @@ def _cell(value: Any) -> str:
 def verdict(ratio: float, goal: float, *, at_most: bool = False) -> str:
     met = ratio <= goal if at_most else ratio >= goal
     return "met" if met else "NOT met"
+
+
+# --- machine-readable figures (--json FILE) -----------------------------------------------------------------
+
+FIGURE_KEYS = ("name", "kitsync", "baseline", "ratio", "goal", "met", "size")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured goal: kitsync's figure, the baseline's, their ratio as the goal states it, and the size.
+
+    `ratio` is what `goal` is compared with (`met` says whether it was): kits/s over the baseline's kits/s for
+    a speed goal, seconds over the baseline's seconds for an "at most" cost goal; `size` is the world size the
+    figure ran at (kits), so runs of different sizes are not compared by accident.
+    """
+
+    name: str
+    kitsync: float
+    baseline: float
+    ratio: float
+    goal: float
+    met: bool
+    size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: _plain(getattr(self, key)) for key in FIGURE_KEYS}
+
+
+def figure(
+    name: str,
+    kitsync: float,
+    baseline: float,
+    *,
+    goal: float,
+    size: int,
+    at_most: bool = False,
+    ratio: float | None = None,
+) -> Figure:
+    """A Figure; its ratio is kitsync / baseline unless given (a spread, or the baseline over kitsync)."""
+    if ratio is None:
+        ratio = kitsync / baseline if baseline else math.inf
+    met = ratio <= goal if at_most else ratio >= goal
+    return Figure(name, float(kitsync), float(baseline), float(ratio), float(goal), bool(met), int(size))
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no infinity or NaN: those become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_figures(path: Path | None, figures: Sequence[Figure]) -> None:
+    """Write the figures as a JSON list to `path` (when --json was given), and say so on stderr."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
+    print(f"figures written to {path}", file=sys.stderr)
+
+
+def json_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="write the measured goals to FILE as JSON"
+    )
 
 
 @dataclass
@@ -312,6 +379,7 @@ def arguments(description: str, default_kits: int) -> Any:
     parser.add_argument(
         "--concurrency", type=int, default=None, help="KITSYNC_CONCURRENCY (default: kitsync's)"
     )
+    json_argument(parser)
     return parser
 
 

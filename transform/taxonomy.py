@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -147,36 +147,20 @@ def _describe_lineage(lineage: str) -> tuple[str, str, str] | None:
     return _describe(_greengenes_levels(lineage))
 
 
-# --- reading: pyarrow's CSV reader, every cell a string --------------------------------------------------
+# --- reading ------------------------------------------------------------------------------------------------
+#
+# A sync hands the transform a batch of kits. Kits whose CSV is plain (no quotes, a header line, no blank
+# rows, every row as wide as the header) are read together: one pyarrow CSV read per distinct header, each
+# row prefixed with its kit's index, and every step after that vectorized over all their rows. Any other
+# kit, and any kit the batch finds a problem in, is read on its own by the standard library's reader
+# (pyarrow's reader costs more than the whole file for a single kit), where the first problem is named with
+# its row.
 
-_READ: Final = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
-_PARSE: Final = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True)
-# Every cell is read as text (numbers are checked below, with the row number a quarantine detail names).
-_CONVERT: Final = pacsv.ConvertOptions(
+_BATCH_READ: Final = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
+# Every cell is read as text (numbers are checked below, per row).
+_BATCH_CONVERT: Final = pacsv.ConvertOptions(
     column_types={f"f{i}": pa.string() for i in range(256)}, strings_can_be_null=False
 )
-
-
-def _read_rows(content: bytes | str) -> tuple[list[str], list[pa.Array], tuple[int, int] | None]:
-    """Header (trimmed, lower-case), the non-blank data rows as string columns, and the number (from 1) and
-    width of the first data row that has more fields than the header, if any; ContractError if not a CSV.
-
-    pyarrow's CSV reader does the reading; a file it refuses (rows of uneven width, which a lab's
-    spreadsheet export does produce) is read again by the standard library's reader, which pads short rows.
-    """
-    data = _utf8(content)
-    try:
-        table = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _read_uneven(data)
-    cells = [column.combine_chunks() for column in table.columns]
-    blank = functools.reduce(pc.and_, [pc.equal(pc.utf8_trim_whitespace(column), "") for column in cells])
-    kept = pc.indices_nonzero(pc.invert(blank))
-    if not len(kept):
-        raise ContractError("empty_file", "the taxonomy CSV holds only blank lines")
-    first = kept[0].as_py()
-    header = [str(column[first].as_py()).strip().casefold() for column in cells]
-    return header, [column.take(kept[1:]) for column in cells], None
 
 
 def _utf8(content: bytes | str) -> bytes:
@@ -209,9 +193,9 @@ def _utf8(content: bytes | str) -> bytes:
     raise ContractError("not_csv", f"the taxonomy CSV is a {type(content).__name__}, not bytes")
 
 
-def _read_uneven(data: bytes) -> tuple[list[str], list[pa.Array], tuple[int, int] | None]:
-    """Rows of uneven width, read by the standard library: short rows are padded with empty cells; the
-    number and width of the first row longer than the header are returned for the caller to report."""
+def _read_one(data: bytes) -> tuple[list[str], list[pa.Array], tuple[int, int] | None]:
+    """One kit's CSV: header (trimmed, lower-case), its non-blank data rows as string columns (short rows
+    padded with empty cells), and the number (from 1) and width of the first row wider than the header."""
     try:
         lines = [
             row
@@ -230,89 +214,40 @@ def _read_uneven(data: bytes) -> tuple[list[str], list[pa.Array], tuple[int, int
     return header, [pa.array(column, pa.string()) for column in columns], overlong
 
 
-# --- parsing: vectorized over a kit's rows ---------------------------------------------------------------
-
-_Problem = tuple[int, int, ContractError]  # (row index, check order within a row, error): the first is raised
-
-
-def _first(bad: np.ndarray, order: int, error: Callable[[int], ContractError]) -> list[_Problem]:
-    """The first row (0-based) where `bad` holds, with the error its 1-based row number gets."""
-    hits = np.flatnonzero(bad)
-    return [(int(hits[0]), order, error(int(hits[0]) + 1))] if len(hits) else []
-
-
-def _raise_first(problems: list[_Problem]) -> None:
-    """Raise what the first offending row shows first (rows in file order, checks in a row's order)."""
-    if problems:
-        raise min(problems, key=lambda problem: problem[:2])[2]
+def _plain(data: bytes) -> tuple[bytes, bytes] | None:
+    """(header line, body without trailing line breaks) of a CSV that can join a batch, else None."""
+    if b'"' in data:
+        return None
+    if b"\r" in data:  # without quotes, every carriage return ends a line
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    head, _, body = data.partition(b"\n")
+    body = body.rstrip(b"\n")
+    return (head, body) if head.strip() and body else None
 
 
-def _numbers(
-    cells: pa.Array, column: str, order: int, *, required: bool
-) -> tuple[np.ndarray, np.ndarray, list[_Problem]]:
-    """Finite, non-negative numbers (NaN where blank), the blank mask, and the first bad row if any (a blank
-    cell is one when the number is `required`).
+def _read_batch(members: list[tuple[int, bytes]], width: int) -> tuple[list[pa.Array], np.ndarray, set[int]]:
+    """The bodies of kits sharing a header, read at once: data columns, kit index per row, and the kits
+    with a row of another width or a blank row (the caller reads those on their own)."""
+    uneven: set[int] = set()
 
-    Arrow casts the common case; a column it refuses (Python's float also reads `1_000` or other digits)
-    is read value by value with `as_float`, so both paths accept exactly the same numbers.
-    """
-    trimmed = pc.utf8_trim_whitespace(cells)
-    blank = pc.equal(trimmed, "")
-    blanks = blank.to_numpy(zero_copy_only=False)
-    try:
-        if any(text.strip() for text in cells.filter(blank).to_pylist()):
-            raise pa.ArrowInvalid("Arrow trims a character Python keeps")
-        values = pc.cast(pc.if_else(blank, None, trimmed), pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        values = np.array([_python_number(text) for text in cells.to_pylist()], dtype=np.float64)
-    not_number = (~blanks | required) & ~np.isfinite(values)
-    negative = ~blanks & (values < 0)
-    problems = _first(
-        not_number,
-        order,
-        lambda row: ContractError(
-            "non_numeric_abundance", f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a number"
-        ),
-    )
-    problems += _first(
-        negative,
-        order,
-        lambda row: ContractError(
-            "non_numeric_abundance", f"row {row}: {column} {float(values[row - 1])} is negative"
-        ),
-    )
-    return values, blanks, problems
+    def invalid(row: Any) -> str:
+        uneven.add(int(row.text.split(",", 1)[0]))
+        return "skip"
 
-
-def _python_number(text: str) -> float:
-    """What `as_float` makes of one cell: NaN for blank or unreadable (the caller tells those apart)."""
-    try:
-        number = as_float(text)
-    except ValueError:
-        return math.nan
-    return math.nan if number is None else number
-
-
-def _counts(cells: pa.Array, column: str, order: int) -> tuple[pa.Array, list[_Problem]]:
-    """Whole read counts (null where blank) and the first bad row if any."""
-    values, blanks, problems = _numbers(cells, column, order, required=False)
-    with np.errstate(invalid="ignore"):
-        fractional = (
-            ~blanks
-            & np.isfinite(values)
-            & (values >= 0)
-            & ((values != np.floor(values)) | (values >= 2.0**63))
+    buffer = b"".join(b"%d,%s\n" % (index, body.replace(b"\n", b"\n%d," % index)) for index, body in members)
+    options = pacsv.ParseOptions(ignore_empty_lines=True, invalid_row_handler=invalid)
+    table = pacsv.read_csv(pa.py_buffer(buffer), _BATCH_READ, options, _BATCH_CONVERT)
+    if table.num_columns != width + 1:  # every row was skipped
+        return (
+            [pa.array([], pa.string())] * width,
+            np.zeros(0, dtype=np.intp),
+            uneven | {i for i, _ in members},
         )
-    problems += _first(
-        fractional,
-        order,
-        lambda row: ContractError(
-            "non_numeric_abundance",
-            f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a whole read count",
-        ),
-    )
-    usable = np.where(blanks | ~np.isfinite(values) | (values < 0) | fractional, 0.0, values)
-    return pa.array(usable.astype(np.int64), mask=blanks), problems
+    columns = [column.combine_chunks() for column in table.columns]
+    kits = pc.cast(columns[0], pa.int64()).to_numpy().astype(np.intp)
+    blank = functools.reduce(pc.and_, [pc.equal(pc.utf8_trim_whitespace(c), "") for c in columns[1:]])
+    blank_rows = blank.to_numpy(zero_copy_only=False)
+    return columns[1:], kits, uneven | set(np.unique(kits[blank_rows]).tolist())
 
 
 def _dialect(header: list[str]) -> str:
@@ -326,48 +261,161 @@ def _dialect(header: list[str]) -> str:
     )
 
 
+# --- parsing: vectorized over the rows of one kit or of a batch of kits -------------------------------------
+
+# Rows failing a check, the check's order within a row, and the error for a row number (from 1).
+_Check = tuple[np.ndarray, int, Callable[[int], ContractError]]
+# Kits failing a whole-kit check (a mask over kit indices), and the error.
+_KitCheck = tuple[np.ndarray, ContractError]
+
+
+@dataclass
+class _Kits:
+    """The rows being parsed: data columns by header name, and each row's kit (index into the batch)."""
+
+    header: list[str]
+    cells: dict[str, pa.Array]
+    kits: np.ndarray
+    count: int  # kit indices are below this
+    keys: pa.Array | None = None  # each row's kit index as text (None: one kit), to keep node ids apart
+
+    @property
+    def rows(self) -> int:
+        return len(self.kits)
+
+
+def _raise_first(checks: list[_Check]) -> None:
+    """Raise what the first offending row shows first (rows in file order, checks in a row's order)."""
+    firsts = [(int(np.flatnonzero(bad)[0]), order, error) for bad, order, error in checks if bad.any()]
+    if firsts:
+        row, _, error = min(firsts, key=lambda first: first[:2])
+        raise error(row + 1)
+
+
+def _numbers(
+    cells: pa.Array, column: str, order: int, *, required: bool
+) -> tuple[np.ndarray, np.ndarray, list[_Check]]:
+    """Numbers (NaN where blank or unreadable), the blank mask, and the checks: a number, not negative (a
+    blank cell fails the first when `required`).
+
+    Arrow casts the common case; a column it refuses (Python's float also reads `1_000` or other digits)
+    is read value by value with `as_float`, so both paths accept exactly the same numbers.
+    """
+    trimmed = pc.utf8_trim_whitespace(cells)
+    blank = pc.equal(trimmed, "")
+    blanks = blank.to_numpy(zero_copy_only=False)
+    try:
+        if any(text.strip() for text in cells.filter(blank).to_pylist()):
+            raise pa.ArrowInvalid("Arrow trims a character Python keeps")
+        values = pc.cast(pc.if_else(blank, None, trimmed), pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        values = np.array([_python_number(text) for text in cells.to_pylist()], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        not_number = (~blanks | required) & ~np.isfinite(values)
+        negative = ~blanks & (values < 0)
+    checks: list[_Check] = [
+        (
+            not_number,
+            order,
+            lambda row: ContractError(
+                "non_numeric_abundance",
+                f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a number",
+            ),
+        ),
+        (
+            negative,
+            order,
+            lambda row: ContractError(
+                "non_numeric_abundance", f"row {row}: {column} {float(values[row - 1])} is negative"
+            ),
+        ),
+    ]
+    return values, blanks, checks
+
+
+def _python_number(text: str) -> float:
+    """What `as_float` makes of one cell: NaN for blank or unreadable (the caller tells those apart)."""
+    try:
+        number = as_float(text)
+    except ValueError:
+        return math.nan
+    return math.nan if number is None else number
+
+
+def _counts(cells: pa.Array, column: str, order: int) -> tuple[pa.Array, list[_Check]]:
+    """Whole read counts (null where blank; 0 where a check fails) and the checks."""
+    values, blanks, checks = _numbers(cells, column, order, required=False)
+    with np.errstate(invalid="ignore"):
+        usable = ~blanks & np.isfinite(values) & (values >= 0)
+        fractional = usable & ((values != np.floor(values)) | (values >= 2.0**63))
+    checks.append(
+        (
+            fractional,
+            order,
+            lambda row: ContractError(
+                "non_numeric_abundance",
+                f"row {row}: {column} {shown(cells[row - 1].as_py())} is not a whole read count",
+            ),
+        )
+    )
+    whole = np.where(usable & ~fractional, values, 0.0).astype(np.int64)
+    return pa.array(whole, mask=blanks), checks
+
+
 @dataclass
 class _Rows:
-    """A kit's taxa before deduplication: rank index per row (7 for rows that describe no taxon), ..."""
+    """Parsed rows before deduplication: kit, rank index (7: the row describes no taxon), description."""
 
+    kits: np.ndarray
     ranks: np.ndarray
     described: list[tuple[str, str, str] | None]
     fractions: np.ndarray
     counts: pa.Array
 
 
-def _to_fractions(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Percent or fraction, told apart by the largest per-rank sum."""
-    totals = np.bincount(ranks, weights=values, minlength=len(RANKS) + 1)
-    return values / (100.0 if totals.max(initial=0.0) > PERCENT_THRESHOLD else 1.0)
+_NO_RANK: Final = len(RANKS)
+_SLOTS: Final = len(RANKS) + 1  # per-kit totals: the canonical ranks, and rows that describe no taxon
 
 
-def _by_rank_total(counts: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    totals = np.bincount(ranks, weights=counts, minlength=len(RANKS) + 1)[ranks]
+def _rank_totals(values: np.ndarray, ranks: np.ndarray, rows: _Kits) -> np.ndarray:
+    """Sum of `values` per kit and rank: shape (kits, rank slots)."""
+    slots = rows.kits * _SLOTS + ranks
+    return np.bincount(slots, weights=values, minlength=rows.count * _SLOTS).reshape(rows.count, _SLOTS)
+
+
+def _to_fractions(values: np.ndarray, ranks: np.ndarray, rows: _Kits) -> np.ndarray:
+    """Percent or fraction, told apart per kit by its largest per-rank sum."""
+    largest = _rank_totals(values, ranks, rows).max(axis=1, initial=0.0)
+    return values / np.where(largest > PERCENT_THRESHOLD, 100.0, 1.0)[rows.kits]
+
+
+def _by_rank_total(counts: np.ndarray, ranks: np.ndarray, rows: _Kits) -> np.ndarray:
+    totals = _rank_totals(counts, ranks, rows)[rows.kits, ranks]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals != 0, counts / totals, 0.0)
 
 
-def _parse_greengenes(header: list[str], cells: Callable[[str], pa.Array], rows: int) -> _Rows:
-    lineages = cells("taxonomy").to_pylist()
+def _parse_greengenes(rows: _Kits) -> tuple[_Rows, list[_Check], list[_KitCheck]]:
+    lineages = rows.cells["taxonomy"].to_pylist()
     described = [_describe_lineage(lineage) for lineage in lineages]
-    problems = _first(
-        np.fromiter((d is None for d in described), dtype=bool, count=rows),
-        0,
-        lambda row: ContractError(
-            "bad_lineage", f"row {row}: taxonomy {shown(lineages[row - 1])} names no taxon"
-        ),
-    )
-    abundances, _, found = _numbers(cells("abundance"), "abundance", 1, required=True)
-    problems += found
-    count_column = next((c for c in ("count", "read_count", "reads") if c in header), None)
-    counts = pa.nulls(rows, pa.int64())
+    ranks = np.fromiter((RANK_INDEX[d[0]] if d else _NO_RANK for d in described), np.intp, len(described))
+    checks: list[_Check] = [
+        (
+            ranks == _NO_RANK,
+            0,
+            lambda row: ContractError(
+                "bad_lineage", f"row {row}: taxonomy {shown(lineages[row - 1])} names no taxon"
+            ),
+        )
+    ]
+    abundances, _, found = _numbers(rows.cells["abundance"], "abundance", 1, required=True)
+    checks += found
+    count_column = next((c for c in ("count", "read_count", "reads") if c in rows.cells), None)
+    counts = pa.nulls(rows.rows, pa.int64())
     if count_column:
-        counts, found = _counts(cells(count_column), count_column, 2)
-        problems += found
-    _raise_first(problems)
-    ranks = np.fromiter((RANK_INDEX[d[0]] for d in described if d), dtype=np.intp, count=rows)
-    return _Rows(ranks, described, _to_fractions(abundances, ranks), counts)
+        counts, found = _counts(rows.cells[count_column], count_column, 2)
+        checks += found
+    return _Rows(rows.kits, ranks, described, _to_fractions(abundances, ranks, rows), counts), checks, []
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -379,7 +427,7 @@ def _describe_names(names: tuple[str, ...]) -> tuple[str, str, str] | None:
 def _ancestry(first_of: np.ndarray, parent_of: np.ndarray, rank_of: np.ndarray) -> np.ndarray:
     """For each start row, the row naming it or its nearest ancestor at each canonical rank (-1: none).
 
-    All kept rows climb their parent chains together, one level per step; a cycle or a chain deeper than
+    All rows climb their parent chains together, one level per step; a cycle or a chain deeper than
     MAX_PARENT_DEPTH stops the climb (a rank already filled keeps its nearest name).
     """
     levels = np.full((len(first_of), len(RANKS)), -1, dtype=np.intp)
@@ -390,69 +438,85 @@ def _ancestry(first_of: np.ndarray, parent_of: np.ndarray, rank_of: np.ndarray) 
             break
         rank = np.where(live, rank_of[current], -1)
         settable = live & (rank >= 0)
-        rows, ranks, nodes = starts[settable], rank[settable], current[settable]
-        unset = levels[rows, ranks] == -1
-        levels[rows[unset], ranks[unset]] = nodes[unset]
+        at, ranks, nodes = starts[settable], rank[settable], current[settable]
+        unset = levels[at, ranks] == -1
+        levels[at[unset], ranks[unset]] = nodes[unset]
         current = np.where(live, parent_of[current], -1)
     return levels
 
 
-def _parse_nodes(header: list[str], cells: Callable[[str], pa.Array], rows: int, dialect: str) -> _Rows:
+def _node_keys(ids: pa.Array, rows: _Kits) -> pa.Array:
+    """Node ids made unique across the kits of a batch."""
+    return ids if rows.keys is None else pc.binary_join_element_wise(rows.keys, ids, "\x1f")
+
+
+def _parse_nodes(rows: _Kits, dialect: str) -> tuple[_Rows, list[_Check], list[_KitCheck]]:
     id_col, rank_col, name_col = (
         ("taxon", "tax_rank", "tax_name") if dialect == "node_norm" else ("taxon_id", "rank", "name")
     )
-    ids = pc.utf8_trim_whitespace(cells(id_col))
-    problems = _first(
-        pc.equal(ids, "").to_numpy(zero_copy_only=False),
-        0,
-        lambda row: ContractError(
-            "bad_lineage", f"row {row}: {id_col} is empty, so its parents cannot be found"
-        ),
-    )
-    counts, found = _counts(cells("count"), "count", 1)
-    problems += found
-    norms, norm_blank = np.full(rows, np.nan), np.ones(rows, dtype=bool)
-    if "count_norm" in header:
-        norms, norm_blank, found = _numbers(cells("count_norm"), "count_norm", 2, required=False)
-        problems += found
-    spellings = cells(rank_col)
+    ids = pc.utf8_trim_whitespace(rows.cells[id_col])
+    checks: list[_Check] = [
+        (
+            pc.equal(ids, "").to_numpy(zero_copy_only=False),
+            0,
+            lambda row: ContractError(
+                "bad_lineage", f"row {row}: {id_col} is empty, so its parents cannot be found"
+            ),
+        )
+    ]
+    counts, found = _counts(rows.cells["count"], "count", 1)
+    checks += found
+    norms, norm_blank = np.full(rows.rows, np.nan), np.ones(rows.rows, dtype=bool)
+    if "count_norm" in rows.cells:
+        norms, norm_blank, found = _numbers(rows.cells["count_norm"], "count_norm", 2, required=False)
+        checks += found
+    spellings = rows.cells[rank_col]
     distinct = pc.unique(spellings)
     canonical = np.array(
         [RANK_INDEX.get(normalize_rank(s) or "", -1) for s in distinct.to_pylist()], dtype=np.intp
     )
     rank_of = canonical[pc.index_in(spellings, value_set=distinct).to_numpy(zero_copy_only=False)]
-    names = pc.utf8_trim_whitespace(cells(name_col))
+    names = pc.utf8_trim_whitespace(rows.cells[name_col])
     kept = (rank_of >= 0) & pc.not_equal(names, "").to_numpy(zero_copy_only=False)
-    count_blank = np.asarray(counts.is_null().to_numpy(zero_copy_only=False))
-    problems += _first(
-        kept & count_blank & norm_blank,
-        3,
-        lambda row: ContractError(
-            "non_numeric_abundance", f"row {row}: neither count nor count_norm is given"
-        ),
+    count_blank = counts.is_null().to_numpy(zero_copy_only=False)
+    checks.append(
+        (
+            kept & count_blank & norm_blank,
+            3,
+            lambda row: ContractError(
+                "non_numeric_abundance", f"row {row}: neither count nor count_norm is given"
+            ),
+        )
     )
-    _raise_first(problems)
-    if not kept.any():
-        raise ContractError("no_rows", f"no row has a rank from {', '.join(RANKS)}")
-    first_of = pc.index_in(ids, value_set=ids).to_numpy(zero_copy_only=False).astype(np.intp)
-    parent_of = pc.index_in(pc.utf8_trim_whitespace(cells("parent")), value_set=ids)
-    parent_of = parent_of.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
-    levels = _ancestry(first_of[kept], parent_of, rank_of)
+    keys = _node_keys(ids, rows)
+    first_of = pc.index_in(keys, value_set=keys).to_numpy(zero_copy_only=False).astype(np.intp)
+    parent_keys = _node_keys(pc.utf8_trim_whitespace(rows.cells["parent"]), rows)
+    parent_of = pc.index_in(parent_keys, value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False)
+    levels = _ancestry(first_of[kept], parent_of.astype(np.intp), rank_of)
     named = np.array([*names.to_pylist(), ""], dtype=object)  # index -1: no name at that rank
     described = [_describe_names(tuple(row)) for row in named[levels].tolist()]
-    ranks = np.fromiter((RANK_INDEX[d[0]] if d else len(RANKS) for d in described), dtype=np.intp)
+    ranks = np.fromiter((RANK_INDEX[d[0]] if d else _NO_RANK for d in described), np.intp, len(described))
+    kits = rows.kits[kept]
+    kept_rows = _Kits(rows.header, {}, kits, rows.count)
+    per_kit = functools.partial(np.bincount, kits, minlength=rows.count)
+    no_norm, no_count = per_kit(norm_blank[kept]) > 0, per_kit(count_blank[kept]) > 0
+    by_norm = _to_fractions(np.nan_to_num(norms[kept]), ranks, kept_rows)
     kept_counts = counts.filter(pa.array(kept))
-    if not norm_blank[kept].any():
-        fractions = _to_fractions(norms[kept], ranks)
-    elif not count_blank[kept].any():
-        fractions = _by_rank_total(kept_counts.to_numpy(zero_copy_only=False).astype(np.float64), ranks)
-    else:
-        raise ContractError("non_numeric_abundance", "some rows have only count, others only count_norm")
-    return _Rows(ranks, described, fractions, kept_counts)
+    by_count = _by_rank_total(kept_counts.to_numpy(zero_copy_only=False).astype(np.float64), ranks, kept_rows)
+    fractions = np.where(no_norm[kits], by_count, by_norm)
+    kit_checks: list[_KitCheck] = [
+        (per_kit() == 0, ContractError("no_rows", f"no row has a rank from {', '.join(RANKS)}")),
+        (
+            no_norm & no_count,
+            ContractError("non_numeric_abundance", "some rows have only count, others only count_norm"),
+        ),
+    ]
+    return _Rows(kits, ranks, described, fractions, kept_counts), checks, kit_checks
 
 
 _TAXA_SCHEMA: Final = pa.schema(
     [
+        ("kit", pa.int64()),
         ("rank", pa.string()),
         ("taxon", pa.string()),
         ("lineage", pa.string()),
@@ -464,12 +528,13 @@ _RANK_NAMES: Final = pa.array([*RANKS, ""])
 
 
 def _best_sorted(rows: _Rows) -> pa.Table:
-    """One row per (rank, lineage), the largest abundance (the first on a tie), sorted by rank and lineage:
-    a parent's own row already includes its unnamed children."""
+    """Per kit, one row per (rank, lineage), the largest abundance (the first on a tie), sorted by kit, rank
+    and lineage: a parent's own row already includes its unnamed children."""
     described = [d or ("", "", "") for d in rows.described]
     lineages = pa.array([d[2] for d in described], pa.string())
     keys = pa.table(
         {
+            "kit": pa.array(rows.kits),
             "rank": pa.array(rows.ranks),
             "lineage": lineages,
             "abundance": pa.array(rows.fractions),
@@ -478,18 +543,25 @@ def _best_sorted(rows: _Rows) -> pa.Table:
     )
     order = pc.sort_indices(
         keys,
-        [("rank", "ascending"), ("lineage", "ascending"), ("abundance", "descending"), ("row", "ascending")],
+        [
+            ("kit", "ascending"),
+            ("rank", "ascending"),
+            ("lineage", "ascending"),
+            ("abundance", "descending"),
+            ("row", "ascending"),
+        ],
     )
-    ranks, lineage = rows.ranks[order.to_numpy()], lineages.take(order)
-    new = np.ones(len(order), dtype=bool)
-    if len(order) > 1:
-        new[1:] = (ranks[1:] != ranks[:-1]) | pc.not_equal(lineage[1:], lineage[:-1]).to_numpy(
-            zero_copy_only=False
-        )
-    new &= ranks < len(RANKS)  # rows that describe no taxon only counted towards their rank's total
-    chosen = order.filter(pa.array(new))
+    at = order.to_numpy()
+    kits, ranks, lineage = rows.kits[at], rows.ranks[at], lineages.take(order)
+    new = np.ones(len(at), dtype=bool)
+    if len(at) > 1:
+        same_lineage = pc.equal(lineage[1:], lineage[:-1]).to_numpy(zero_copy_only=False)
+        new[1:] = (kits[1:] != kits[:-1]) | (ranks[1:] != ranks[:-1]) | ~same_lineage
+    new &= ranks != _NO_RANK  # rows that describe no taxon only counted towards their rank's total
+    chosen = pa.array(at[new])
     return pa.Table.from_arrays(
         [
+            pa.array(kits[new], pa.int64()),
             _RANK_NAMES.take(pa.array(ranks[new])),
             pa.array([d[1] for d in described], pa.string()).take(chosen),
             lineages.take(chosen),
@@ -500,29 +572,61 @@ def _best_sorted(rows: _Rows) -> pa.Table:
     )
 
 
-def _parse_table(content: bytes | str) -> pa.Table:
-    """One kit's taxonomy CSV -> its taxa as columns, sorted by rank and lineage; ContractError if not."""
-    header, columns, overlong = _read_rows(content)
+def _parse(rows: _Kits, dialect: str) -> tuple[pa.Table, list[_Check], list[_KitCheck]]:
+    if dialect == "greengenes":
+        parsed, checks, kit_checks = _parse_greengenes(rows)
+    else:
+        parsed, checks, kit_checks = _parse_nodes(rows, dialect)
+    return _best_sorted(parsed), checks, kit_checks
+
+
+def _parse_one(data: bytes) -> pa.Table:
+    """One kit's CSV (UTF-8) -> its taxa, sorted by rank and lineage; ContractError for the first problem."""
+    header, columns, overlong = _read_one(data)
     dialect = _dialect(header)
-    rows = len(columns[0])
-    if not rows:
+    if not len(columns[0]):
         raise ContractError("no_rows", f"the taxonomy CSV has a header ({','.join(header)}) but no taxa")
     if overlong is not None:
         number, fields = overlong
         raise ContractError(
             "malformed_csv", f"row {number} has {fields} fields but the header has {len(header)}"
         )
-    by_name = dict(zip(header, columns, strict=True))  # a column name given twice: the last one
-    if dialect == "greengenes":
-        parsed = _parse_greengenes(header, by_name.__getitem__, rows)
-    else:
-        parsed = _parse_nodes(header, by_name.__getitem__, rows, dialect)
-    return _best_sorted(parsed)
+    cells = dict(zip(header, columns, strict=True))  # a column name given twice: the last one
+    table, checks, kit_checks = _parse(_Kits(header, cells, np.zeros(len(columns[0]), np.intp), 1), dialect)
+    _raise_first(checks)
+    for failed, error in kit_checks:
+        if failed[0]:
+            raise error
+    return table
+
+
+def _parse_batch(head: bytes, members: list[tuple[int, bytes]], count: int) -> tuple[pa.Table, set[int]]:
+    """Kits sharing a header line -> their taxa, and the kits to read on their own (a problem was found)."""
+    header = [cell.strip().casefold() for cell in head.decode().split(",")]
+    everyone = {index for index, _ in members}
+    try:
+        dialect = _dialect(header)
+    except ContractError:
+        return _TAXA_SCHEMA.empty_table(), everyone
+    columns, kits, alone = _read_batch(members, len(header))
+    if not len(kits):
+        return _TAXA_SCHEMA.empty_table(), everyone
+    keys = pc.cast(pa.array(kits), pa.string())
+    rows = _Kits(header, dict(zip(header, columns, strict=True)), kits, count, keys)
+    table, checks, kit_checks = _parse(rows, dialect)
+    for bad, _, _ in checks:
+        alone.update(np.unique(kits[bad]).tolist())
+    for failed, _ in kit_checks:
+        alone.update(np.flatnonzero(failed).tolist())
+    alone &= everyone
+    if alone:
+        table = table.filter(pc.invert(pc.is_in(table.column("kit"), pa.array(sorted(alone), pa.int64()))))
+    return table, alone
 
 
 def parse_taxonomy_csv(content: bytes | str) -> list[Taxon]:
     """One kit's taxonomy CSV -> its taxa, sorted by rank and lineage; ContractError if it cannot be read."""
-    table = _parse_table(content)
+    table = _parse_one(_utf8(content)).drop_columns(["kit"])
     return [Taxon(*row) for row in zip(*(column.to_pylist() for column in table.columns), strict=True)]
 
 
@@ -532,32 +636,51 @@ def _taxonomy_rows(
     provider: str,
 ) -> TransformResult:
     """Parse each kit's CSV (or report its decoding error); `payload` is what the quarantine fingerprints."""
-    rows = TableRows(observed_at)
-    kits: list[str] = []
-    taxa: list[pa.Table] = []
-    for kit_id, content, payload in items:
+    kits = list(items)
+    data: dict[int, bytes] = {}
+    rejected: dict[int, ContractError] = {}
+    batches: dict[bytes, list[tuple[int, bytes]]] = {}
+    for index, (_, content, _) in enumerate(kits):
         try:
             if isinstance(content, TaxonomyDecodeError):
                 raise ContractError("bad_base64", f"{content}; ask Biomesight to re-export the kit's CSV")
-            table = _parse_table(content)
-        except ContractError as rejected:
-            rows.quarantine(
-                provider=provider,
-                entity="kit",
-                entity_id=kit_id,
-                stage="taxonomy",
-                reason=rejected.reason,
-                detail=rejected.detail,
-                payload=payload,
-                excerpt=True,
-            )
+            data[index] = _utf8(content)
+        except ContractError as error:
+            rejected[index] = error
             continue
-        kits.append(kit_id)
-        taxa.append(table)
-    parsed = pa.concat_tables(taxa) if taxa else _TAXA_SCHEMA.empty_table()
-    kit_ids = np.repeat(np.array(kits, dtype=object), [table.num_rows for table in taxa]) if taxa else []
-    columns: dict[str, object] = {"kit_id": pa.array(kit_ids, pa.string())}
-    columns.update({name: parsed.column(name).combine_chunks() for name in _TAXA_SCHEMA.names})
+        plain = _plain(data[index])
+        if plain is not None:
+            batches.setdefault(plain[0], []).append((index, plain[1]))
+    tables, batched = [], set()
+    for head, members in batches.items():
+        table, alone = _parse_batch(head, members, len(kits))
+        tables.append(table)
+        batched |= {index for index, _ in members} - alone
+    for index in sorted(data.keys() - batched):
+        try:
+            table = _parse_one(data[index])
+            kit = pa.array(np.full(table.num_rows, index), pa.int64())
+            tables.append(table.set_column(0, _TAXA_SCHEMA.field("kit"), kit))
+        except ContractError as error:
+            rejected[index] = error
+    rows = TableRows(observed_at)
+    for index in sorted(rejected):
+        kit_id, _, payload = kits[index]
+        rows.quarantine(
+            provider=provider,
+            entity="kit",
+            entity_id=kit_id,
+            stage="taxonomy",
+            reason=rejected[index].reason,
+            detail=rejected[index].detail,
+            payload=payload,
+            excerpt=True,
+        )
+    parsed = pa.concat_tables(tables) if tables else _TAXA_SCHEMA.empty_table()
+    parsed = parsed.take(pc.sort_indices(parsed, [("kit", "ascending")]))  # the kits' order, each sorted
+    kit_ids = pa.array([kit_id for kit_id, _, _ in kits], pa.string())
+    columns: dict[str, object] = {"kit_id": kit_ids.take(parsed.column("kit").combine_chunks())}
+    columns.update({name: parsed.column(name).combine_chunks() for name in _TAXA_SCHEMA.names[1:]})
     result = rows.result()
     result.tables["taxonomy"] = table_from_columns(
         "taxonomy", columns, {"provider": provider, "observed_at": observed_at}

@@ -208,6 +208,12 @@ class Sandbox:
     def advance(self, hours: float) -> str:
         return self.admin("POST", "clock", json={"advance_hours": hours}).json()["now"]
 
+    def add_latency(self, milliseconds: float) -> None:
+        """Every partner endpoint answers `milliseconds` late: the sandbox's `slow` fault on `*` at rate 1
+        (token, status, results and every Gencove endpoint; not the sandbox's own admin API)."""
+        rule = {"endpoint": "*", "kind": "slow", "rate": 1.0, "params": {"delay": milliseconds / 1000}}
+        self.admin("POST", "faults", json=rule)
+
     def cpu_seconds(self) -> float:
         """User + system CPU the sandbox process has used so far (from /proc: the server's own cost)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -381,6 +387,28 @@ def arguments(description: str, default_kits: int) -> Any:
     )
     json_argument(parser)
     return parser
+
+
+# Real partners answer in 50-300 ms; with that latency the client's CPU should no longer be the limit, so
+# kitsync should keep as many requests in flight as a bare loop at the same limit does.
+LATENCY_GOAL = 0.9
+
+
+def latency_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="latency mode: every partner endpoint answers N ms late (the sandbox's slow fault); kitsync "
+        f"against the bare loop at kitsync's concurrency limit (goal >= {LATENCY_GOAL} x its kits/s)",
+    )
+
+
+def concurrency(settings: dict[str, str]) -> int:
+    """The in-flight limit kitsync runs with: the tuning's, else kitsync's default setting."""
+    from flows.settings import Settings
+
+    return int(settings.get("concurrency") or Settings().concurrency)
 
 
 def tuning(args: Any) -> dict[str, str]:

@@ -116,6 +116,20 @@ def main() -> None:
     spread = max(peaks) / min(peaks) - 1
     verdict = h.verdict(spread, GOAL, at_most=True)
     print(f"peak RSS spread = {spread:.0%} across sizes; goal within {GOAL:.0%}: {verdict}")
+    h.write_figures(
+        args.json,
+        [
+            h.figure(
+                f"peak RSS MiB, largest vs smallest of {', '.join(f'{k:,}' for k in sizes)} kits (spread)",
+                max(peaks),
+                min(peaks),
+                goal=GOAL,
+                size=args.kits,
+                at_most=True,
+                ratio=spread,
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

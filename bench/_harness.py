@@ -109,11 +109,11 @@ class Figure:
     """
 
     name: str
-    kitsync: float
+    kitsync: float | None
     baseline: float
     ratio: float
-    goal: float
-    met: bool
+    goal: float | None
+    met: bool | None
     size: int
 
     def as_json(self) -> dict[str, Any]:
@@ -135,6 +135,13 @@ def figure(
         ratio = kitsync / baseline if baseline else math.inf
     met = ratio <= goal if at_most else ratio >= goal
     return Figure(name, float(kitsync), float(baseline), float(ratio), float(goal), bool(met), int(size))
+
+
+def breakdown(name: str, seconds: float, whole: float, *, size: int) -> Figure:
+    """A part of a baseline's time (e.g. one of dlt's steps): no kitsync figure and no goal, ratio = share."""
+    return Figure(
+        name, None, float(seconds), float(seconds / whole) if whole else math.inf, None, None, int(size)
+    )
 
 
 def _plain(value: Any) -> Any:

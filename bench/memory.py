@@ -242,14 +242,16 @@ def main() -> None:
         if args.mode == "sandbox"
         else "synthetic world streamed: track-import flow, then per batch the Biomesight transforms and the "
         "lake writer, then the full load, in a child process",
-        sandbox="own process (not counted); Prefect server: this script's, ready in "
-        f"{prefect_startup:.1f} s (not counted)",
+        sandbox="own process (not counted)"
+        if args.mode == "sandbox"
+        else "none (payloads rendered per batch)",
+        prefect=f"this script's server, ready in {prefect_startup:.1f} s (not counted)",
         kitsync_settings=", ".join(f"{k}={v}" for k, v in h.tuning(args).items()),
     )
     smallest = results[0][1]["peak_mib"]
     h.table(
         [
-            "kits (+ as many Gencove samples)",
+            "kits (+ as many Gencove samples)" if args.mode == "sandbox" else "kits (Biomesight only)",
             "requests",
             "rows written",
             "sync seconds",

@@ -158,8 +158,9 @@ def _describe_lineage(lineage: str) -> tuple[str, str, str] | None:
 
 _BATCH_READ: Final = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
 # Every cell is read as text (numbers are checked below, per row).
+_MAX_BATCH_COLUMNS: Final = 256  # the kit index column included
 _BATCH_CONVERT: Final = pacsv.ConvertOptions(
-    column_types={f"f{i}": pa.string() for i in range(256)}, strings_can_be_null=False
+    column_types={f"f{i}": pa.string() for i in range(_MAX_BATCH_COLUMNS)}, strings_can_be_null=False
 )
 
 
@@ -235,6 +236,8 @@ def _read_batch(members: list[tuple[int, bytes]], width: int) -> tuple[list[pa.A
         return "skip"
 
     buffer = b"".join(b"%d,%s\n" % (index, body.replace(b"\n", b"\n%d," % index)) for index, body in members)
+    if width >= _MAX_BATCH_COLUMNS:
+        raise pa.ArrowInvalid(f"{width} columns: more than the batch reader types as text")
     options = pacsv.ParseOptions(ignore_empty_lines=True, invalid_row_handler=invalid)
     table = pacsv.read_csv(pa.py_buffer(buffer), _BATCH_READ, options, _BATCH_CONVERT)
     if table.num_columns != width + 1:  # every row was skipped
@@ -606,9 +609,9 @@ def _parse_batch(head: bytes, members: list[tuple[int, bytes]], count: int) -> t
     everyone = {index for index, _ in members}
     try:
         dialect = _dialect(header)
-    except ContractError:
+        columns, kits, alone = _read_batch(members, len(header))
+    except (ContractError, pa.ArrowException):  # each kit on its own says what is wrong with it
         return _TAXA_SCHEMA.empty_table(), everyone
-    columns, kits, alone = _read_batch(members, len(header))
     if not len(kits):
         return _TAXA_SCHEMA.empty_table(), everyone
     keys = pc.cast(pa.array(kits), pa.string())

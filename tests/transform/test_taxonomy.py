@@ -272,6 +272,9 @@ def test_a_batch_gives_each_kit_what_it_gives_alone(observed_at: datetime) -> No
         "COUNT-RENAMED": node_count.replace(b"Roseburia", b"Blautia").replace(b"Firmicutes", b"Bacillota"),
         "COUNT-LF": node_count.replace(b"\r\n", b"\n"),
         "GG-BLANK-ROW": greengenes_csv(percent=True, with_count=True).replace(b"\n", b"\n,,\n", 1),
+        # a row without its count: padded when read on its own
+        "GG-SHORT-ROW": greengenes_csv(percent=True, with_count=True).replace(b",500\r\n", b"\r\n", 1),
+        "GG-WIDE": b"taxonomy,abundance" + b",x" * 300 + b"\nk__Bacteria,1" + b"," * 300 + b"\n",
         "GG-NEGATIVE": greengenes_csv(percent=True, with_count=True).replace(b",500\r\n", b",-500\r\n", 1),
         "COUNT-NO-ROWS": b"taxon_id,rank,name,parent,count\n1,strain,X,,5\n",
     }

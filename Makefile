@@ -13,7 +13,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 # fixtures (a Prefect test server, a synced sandbox world) are built once per process.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint format lock bench clean
+.PHONY: demo test lint format lock bench bench-quick clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,14 +43,38 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The performance scripts side by side with their baselines (README "Performance"); a few minutes at these
-# sizes. Each takes --kits N: the README's figures name the sizes they ran at.
+# The performance scripts side by side with their baselines (README "Performance"). Each takes --kits N (the
+# README's figures name the sizes they ran at) and --json FILE: every run's measured goals land in
+# $(BENCH_OUT)/<n>-<script>.json, and all of them together in $(BENCH_OUT)/figures.json, so runs can be
+# compared (bench/figures.py prints them). `make bench` runs everything at the goals' sizes, latency and
+# memory included (well over an hour here); `make bench-quick` the same scripts small, in a few minutes.
+BENCH_OUT ?= bench-results
 BENCH_TUNING := --concurrency 64 --batch-size 500
-BENCH_RUNS := "sync_vs_raw.py --kits 2000 $(BENCH_TUNING)" "sync_vs_dlt.py --kits 2000 $(BENCH_TUNING)" \
-	"hourly.py --kits 20000 $(BENCH_TUNING)" "load.py --kits 70000" "memory.py --kits 10000 $(BENCH_TUNING)"
+BENCH_LATENCY := --latency-ms 100
+BENCH_RUNS := "taxonomy_parse.py --kits 2000" \
+	"sync_vs_raw.py --kits 2000 $(BENCH_TUNING)" "sync_vs_raw.py --kits 1000 $(BENCH_LATENCY) $(BENCH_TUNING)" \
+	"sync_vs_dlt.py --kits 2000 $(BENCH_TUNING)" \
+	"hourly.py --kits 100000 $(BENCH_TUNING)" "hourly.py --kits 100000 $(BENCH_LATENCY) $(BENCH_TUNING)" \
+	"load.py --kits 70000" "memory.py --kits 100000 --mode synthetic $(BENCH_TUNING)"
+BENCH_QUICK_RUNS := "taxonomy_parse.py --kits 500" \
+	"sync_vs_raw.py --kits 500 --limits 64 --skip-slow $(BENCH_TUNING)" \
+	"sync_vs_raw.py --kits 300 $(BENCH_LATENCY) $(BENCH_TUNING)" \
+	"sync_vs_dlt.py --kits 500 $(BENCH_TUNING)" \
+	"hourly.py --kits 5000 $(BENCH_TUNING)" "hourly.py --kits 5000 $(BENCH_LATENCY) $(BENCH_TUNING)" \
+	"load.py --kits 10000" "memory.py --kits 3000 --mode synthetic $(BENCH_TUNING)"
+
+define run_benches
+	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	@n=0; for run in $(1); do n=$$((n + 1)); script=$${run%%.py*}; echo "== bench/$$run"; \
+		$(BIN)/python bench/$$run --json $(BENCH_OUT)/$$n-$$script.json || exit 1; done
+	@$(BIN)/python bench/figures.py $(BENCH_OUT)/[0-9]*.json --out $(BENCH_OUT)/figures.json
+endef
 
 bench: $(STAMP)
-	@for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(BIN)/python bench/$$run || exit 1; done
+	$(call run_benches,$(BENCH_RUNS))
+
+bench-quick: $(STAMP)
+	$(call run_benches,$(BENCH_QUICK_RUNS))
 
 # Re-resolve dependencies from pyproject.toml and pin them (run by hand when dependencies change).
 lock:
@@ -61,4 +85,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .ruff_cache $(BENCH_OUT)

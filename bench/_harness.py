@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import os
 import platform
 import re
@@ -92,6 +94,78 @@ def verdict(ratio: float, goal: float, *, at_most: bool = False) -> str:
     return "met" if met else "NOT met"
 
 
+# --- machine-readable figures (--json FILE) -----------------------------------------------------------------
+
+FIGURE_KEYS = ("name", "kitsync", "baseline", "ratio", "goal", "met", "size")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured goal: kitsync's figure, the baseline's, their ratio as the goal states it, and the size.
+
+    `ratio` is what `goal` is compared with (`met` says whether it was): kits/s over the baseline's kits/s for
+    a speed goal, seconds over the baseline's seconds for an "at most" cost goal; `size` is the world size the
+    figure ran at (kits), so runs of different sizes are not compared by accident.
+    """
+
+    name: str
+    kitsync: float | None
+    baseline: float
+    ratio: float
+    goal: float | None
+    met: bool | None
+    size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: _plain(getattr(self, key)) for key in FIGURE_KEYS}
+
+
+def figure(
+    name: str,
+    kitsync: float,
+    baseline: float,
+    *,
+    goal: float,
+    size: int,
+    at_most: bool = False,
+    ratio: float | None = None,
+) -> Figure:
+    """A Figure; its ratio is kitsync / baseline unless given (a spread, or the baseline over kitsync)."""
+    if ratio is None:
+        ratio = kitsync / baseline if baseline else math.inf
+    met = ratio <= goal if at_most else ratio >= goal
+    return Figure(name, float(kitsync), float(baseline), float(ratio), float(goal), bool(met), int(size))
+
+
+def breakdown(name: str, seconds: float, whole: float, *, size: int) -> Figure:
+    """A part of a baseline's time (e.g. one of dlt's steps): no kitsync figure and no goal, ratio = share."""
+    return Figure(
+        name, None, float(seconds), float(seconds / whole) if whole else math.inf, None, None, int(size)
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no infinity or NaN: those become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_figures(path: Path | None, figures: Sequence[Figure]) -> None:
+    """Write the figures as a JSON list to `path` (when --json was given), and say so on stderr."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
+    print(f"figures written to {path}", file=sys.stderr)
+
+
+def json_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="write the measured goals to FILE as JSON"
+    )
+
+
 @dataclass
 class Timed:
     seconds: float
@@ -140,6 +214,12 @@ class Sandbox:
 
     def advance(self, hours: float) -> str:
         return self.admin("POST", "clock", json={"advance_hours": hours}).json()["now"]
+
+    def add_latency(self, milliseconds: float) -> None:
+        """Every partner endpoint answers `milliseconds` late: the sandbox's `slow` fault on `*` at rate 1
+        (token, status, results and every Gencove endpoint; not the sandbox's own admin API)."""
+        rule = {"endpoint": "*", "kind": "slow", "rate": 1.0, "params": {"delay": milliseconds / 1000}}
+        self.admin("POST", "faults", json=rule)
 
     def cpu_seconds(self) -> float:
         """User + system CPU the sandbox process has used so far (from /proc: the server's own cost)."""
@@ -312,7 +392,30 @@ def arguments(description: str, default_kits: int) -> Any:
     parser.add_argument(
         "--concurrency", type=int, default=None, help="KITSYNC_CONCURRENCY (default: kitsync's)"
     )
+    json_argument(parser)
     return parser
+
+
+# Real partners answer in 50-300 ms; with that latency the client's CPU should no longer be the limit, so
+# kitsync should keep as many requests in flight as a bare loop at the same limit does.
+LATENCY_GOAL = 0.9
+
+
+def latency_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="latency mode: every partner endpoint answers N ms late (the sandbox's slow fault); kitsync "
+        f"against the bare loop at kitsync's concurrency limit (goal >= {LATENCY_GOAL} x its kits/s)",
+    )
+
+
+def concurrency(settings: dict[str, str]) -> int:
+    """The in-flight limit kitsync runs with: the tuning's, else kitsync's default setting."""
+    from flows.settings import Settings
+
+    return int(settings.get("concurrency") or Settings().concurrency)
 
 
 def tuning(args: Any) -> dict[str, str]:

@@ -28,7 +28,7 @@ from warehouse.lake import list_files, write_table
 from warehouse.load import load
 
 TAXA_PER_KIT = 150
-RATE_GOAL = 0.5
+RATE_GOAL = 0.85  # raised from 0.5 by issue 14 (a met goal is raised)
 RELOAD_GOAL = 0.01
 _RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 
@@ -137,6 +137,26 @@ def main() -> None:
     print(
         f"reload = {100 * share:.2f}% of a full load; goal < {100 * RELOAD_GOAL:.0f}%: "
         f"{h.verdict(share, RELOAD_GOAL, at_most=True)}"
+    )
+    h.write_figures(
+        args.json,
+        [
+            h.figure(
+                "full load rows/s vs CTAS read_parquet",
+                rows / ours.seconds,
+                rows / raw,
+                goal=RATE_GOAL,
+                size=args.kits,
+            ),
+            h.figure(
+                "reload seconds (lake unchanged) vs a full load",
+                reload.seconds,
+                ours.seconds,
+                goal=RELOAD_GOAL,
+                size=args.kits,
+                at_most=True,
+            ),
+        ],
     )
     if loaded != rows:
         sys.exit(f"the warehouse holds {loaded} rows, the lake {rows}")

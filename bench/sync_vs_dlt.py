@@ -9,7 +9,8 @@ counter shows it: the listing's filters at their widest, the metadata of in-flig
 client_id, every final sample's QC, no more for a sample whose own detail is not final yet) and applies the
 same domain rules where a row count depends on them: the taxonomy CSV is parsed with kitsync's own
 `parse_taxonomy_csv`, scores and recommendations are flattened to one row each.
-Both warehouses' row counts are printed side by side.
+Both warehouses' row counts are printed side by side, and dlt's own time is broken down into its extract,
+normalize and load steps (from `pipeline.last_trace`), so the ratio says where both sides spend it.
 
     .venv/bin/python bench/sync_vs_dlt.py --kits 2000
 """
@@ -226,7 +227,23 @@ def dlt_source(base_url: str, orders: list[str], kits: list[str]) -> Any:  # noq
     return source()
 
 
-def run_dlt(base_url: str, orders: list[str], kits: list[str], directory: Path) -> Path:
+DLT_STEPS = ("extract", "normalize", "load")
+
+
+def step_seconds(pipeline: Any) -> dict[str, float]:
+    """Seconds of each of dlt's steps in the pipeline's last run (its trace), by step name."""
+    seconds: dict[str, float] = {}
+    for step in pipeline.last_trace.steps:
+        if step.started_at and step.finished_at and step.step in DLT_STEPS:
+            seconds[step.step] = (
+                seconds.get(step.step, 0.0) + (step.finished_at - step.started_at).total_seconds()
+            )
+    return seconds
+
+
+def run_dlt(
+    base_url: str, orders: list[str], kits: list[str], directory: Path
+) -> tuple[Path, dict[str, float]]:
     import dlt
     import pandas  # noqa: F401 - dlt's extract threads import it lazily and race on a half-imported module
 
@@ -240,7 +257,7 @@ def run_dlt(base_url: str, orders: list[str], kits: list[str], directory: Path) 
     )
     info = pipeline.run(dlt_source(base_url, orders, kits), loader_file_format="parquet")
     info.raise_on_failed_jobs()
-    return db
+    return db, step_seconds(pipeline)
 
 
 def main() -> None:
@@ -265,7 +282,7 @@ def main() -> None:
         work = Path(directory)
         box.reset_request_counts()
         started = time.perf_counter()
-        dlt_db = run_dlt(box.base_url, orders, kits, work)
+        dlt_db, dlt_steps = run_dlt(box.base_url, orders, kits, work)
         dlt_seconds = time.perf_counter() - started
         dlt_requests = box.requests_total()
         box.reset_request_counts()
@@ -307,11 +324,46 @@ def main() -> None:
             ),
         ],
     )
+    traced = sum(dlt_steps.values())
+    h.table(
+        ["dlt step (pipeline.last_trace)", "seconds", "share of pipeline.run"],
+        [
+            *(
+                (step, dlt_steps.get(step, 0.0), f"{dlt_steps.get(step, 0.0) / dlt_seconds:.0%}")
+                for step in DLT_STEPS
+            ),
+            (
+                "outside the steps (setup, trace, state)",
+                dlt_seconds - traced,
+                f"{1 - traced / dlt_seconds:.0%}",
+            ),
+        ],
+    )
+    h.table(
+        ["kitsync phase (wall)", "seconds"],
+        [
+            ("track import (export -> lake, load)", ours.track_import),
+            ("sync-biomesight flow", ours.biomesight),
+            ("sync-gencove flow", ours.gencove),
+        ],
+    )
     h.table(["table", "kitsync rows", "dlt rows", "equal"], counts)
     ratio = dlt_seconds / ours.total
     equal = all(row[3] == "yes" for row in counts)
     verdict = h.verdict(ratio, GOAL)
     print(f"kitsync = {ratio:.2f} x dlt's speed; goal >= {GOAL}: {verdict}; equal row counts: {equal}")
+    units = 2 * args.kits
+    figures = [
+        h.figure(
+            "first sync kits/s vs dlt", units / ours.total, units / dlt_seconds, goal=GOAL, size=args.kits
+        )
+    ]
+    # dlt's steps: their seconds as the baseline, their share of dlt's run as the ratio (no goal of their own)
+    figures += [
+        h.breakdown(f"dlt {step} step seconds", dlt_steps.get(step, 0.0), dlt_seconds, size=args.kits)
+        for step in DLT_STEPS
+    ]
+    h.write_figures(args.json, figures)
     if not equal:
         sys.exit(1)
 

@@ -258,3 +258,43 @@ def test_base64_decoding(observed_at: datetime) -> None:
     assert result.table("taxonomy").num_rows == len(_nodes())
     [row] = result.quarantine.to_pylist()
     assert (row["entity_id"], row["reason"]) == ("BS1-B", "bad_base64")
+
+
+def test_a_batch_gives_each_kit_what_it_gives_alone(observed_at: datetime) -> None:
+    """Kits sharing a header are read and parsed together; no kit's rows may depend on the others'."""
+    node_count = node_count_csv()
+    csvs = {
+        "GG-PERCENT": greengenes_csv(percent=True, with_count=True),
+        "GG-FRACTION": greengenes_csv(percent=False, with_count=True),
+        "NORM": node_norm_csv(),
+        "COUNT": node_count,
+        # the same node ids with other names: ids are only unique within a kit
+        "COUNT-RENAMED": node_count.replace(b"Roseburia", b"Blautia").replace(b"Firmicutes", b"Bacillota"),
+        "COUNT-LF": node_count.replace(b"\r\n", b"\n"),
+        "GG-BLANK-ROW": greengenes_csv(percent=True, with_count=True).replace(b"\n", b"\n,,\n", 1),
+        # a row without its count: padded when read on its own
+        "GG-SHORT-ROW": greengenes_csv(percent=True, with_count=True).replace(b",500\r\n", b"\r\n", 1),
+        "GG-WIDE": b"taxonomy,abundance" + b",x" * 300 + b"\nk__Bacteria,1" + b"," * 300 + b"\n",
+        "GG-NEGATIVE": greengenes_csv(percent=True, with_count=True).replace(b",500\r\n", b",-500\r\n", 1),
+        "COUNT-NO-ROWS": b"taxon_id,rank,name,parent,count\n1,strain,X,,5\n",
+    }
+    batch = transform_biomesight_taxonomy(csvs, observed_at=observed_at)
+    assert batch.quarantine.column("entity_id").to_pylist() == ["GG-NEGATIVE", "COUNT-NO-ROWS"]
+    rows = batch.table("taxonomy").to_pylist()
+    assert [row["kit_id"] for row in rows] == sorted(
+        (row["kit_id"] for row in rows), key=list(csvs).index
+    )  # kits in the order given
+    for kit_id, content in csvs.items():
+        alone = transform_biomesight_taxonomy({kit_id: content}, observed_at=observed_at)
+        assert [r for r in rows if r["kit_id"] == kit_id] == alone.table("taxonomy").to_pylist(), kit_id
+        assert (
+            batch.quarantine.filter(
+                [entity == kit_id for entity in batch.quarantine.column("entity_id").to_pylist()]
+            )
+            .drop_columns(["observed_at"])
+            .to_pylist()
+            == alone.quarantine.drop_columns(["observed_at"]).to_pylist()
+        )
+    renamed = {r["taxon"] for r in rows if r["kit_id"] == "COUNT-RENAMED"}
+    assert "Blautia" in renamed
+    assert "Roseburia" not in renamed

@@ -32,6 +32,7 @@ from flows.runs import (
     run_exclusively,
     share_of_concurrency,
 )
+from flows.fanout import run_batch
 from flows.runtime import async_biomesight_client, data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -316,7 +317,7 @@ async def run_biomesight_sync(
         # Only the batch's own known statuses: Prefect walks every task argument (visit_collection), and the
         # whole map (every tracked order and kit) cost ~0.1 ms per entry per task, ~11 s a task at 100k kits.
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
-        return await poll_batch(share, orders, kits, known, source)
+        return await run_batch(poll_batch, share, orders, kits, known, source)
 
     async with aclosing(pipelined(chunks(entities, size), poll)) as polled:
         async for outcome in polled:
@@ -330,7 +331,8 @@ async def run_biomesight_sync(
     run.expect(RESULTS, len(wanted))
 
     async def fetch(batch: list[str]) -> RunTally:
-        return await results_batch(
+        return await run_batch(
+            results_batch,
             share,
             [k for k in batch if k in json_set],
             [k for k in batch if k in csv_set],

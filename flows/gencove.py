@@ -23,6 +23,7 @@ from extract.pagination import ModifiedCursor
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.progress import RESULTS
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
+from flows.fanout import run_batch
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
@@ -356,7 +357,7 @@ async def run_gencove_sync(
     wanted.update(extra_samples or {})
     run.expect(RESULTS, len(wanted))
     for batch in chunks(sorted(wanted), settings.batch_size):
-        await run.checkpoint(await details_batch(settings, batch))
+        await run.checkpoint(await run_batch(details_batch, settings, batch))
 
 
 @flow(name="sync-gencove", log_prints=True)

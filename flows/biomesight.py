@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.fanout import run_batch
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.progress import KITS, RESULTS
 from flows.runs import (
@@ -32,7 +33,6 @@ from flows.runs import (
     run_exclusively,
     share_of_concurrency,
 )
-from flows.fanout import run_batch
 from flows.runtime import async_biomesight_client, data_paths, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally

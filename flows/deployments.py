@@ -1,9 +1,9 @@
 """kitsync's deployments, declared once in `prefect.yaml` and read from there by `kitsync serve`.
 
-`prefect deploy --all` registers prefect.yaml's deployments on a work pool; `kitsync serve` serves the same
-ones (names, entry points, descriptions, tags, parameters, schedules, concurrency limits) from one process, read
-from the same file. The only knob `serve` adds is a schedule override from the settings (KITSYNC_GENCOVE_CRON /
-KITSYNC_BIOMESIGHT_CRON, unset by default), for a process whose hours must differ from the pool's.
+`prefect deploy --all` registers prefect.yaml's deployments on a work pool; `kitsync serve` serves the
+same ones (names, entry points, descriptions, tags, parameters, schedules, concurrency limits) from one
+process, read from the same file. The only knob `serve` adds is a schedule override from the settings
+(KITSYNC_GENCOVE_CRON / KITSYNC_BIOMESIGHT_CRON, unset by default), for hours that differ from the pool's.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def declared_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
 
 
 def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
-    """prefect.yaml's deployments with the settings' schedule overrides applied (what `kitsync serve` serves)."""
+    """prefect.yaml's deployments with the settings' schedule overrides (what `kitsync serve` serves)."""
     specs = []
     for spec in declared_deployments():
         override = getattr(settings, CRON_SETTINGS.get(spec.name, ""), None)
@@ -93,7 +93,7 @@ def _concurrency(spec: DeploymentSpec) -> Any:
 
 
 def runner_deployments(settings: Settings) -> list[Any]:
-    """The deployments `kitsync serve` serves, as Prefect's runner builds them from prefect.yaml's declarations."""
+    """The deployments `kitsync serve` serves, as Prefect's runner builds them from prefect.yaml."""
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 

@@ -1,8 +1,9 @@
-"""The flows that deployments (prefect.yaml) and the command line run, each on the task runner the settings
-name (`KITSYNC_TASK_RUNNER`, see flows/fanout.py).
+"""The flows that deployments (prefect.yaml) and the command line run, each on the task runner the
+settings name (`KITSYNC_TASK_RUNNER`, see flows/fanout.py).
 
 The choice is read when this module is imported: for a deployment's run that is when the run starts (the
-worker, or `kitsync serve`, loads the entry point in the run's own process), so the run gets its environment's.
+worker, or `kitsync serve`, loads the entry point in the run's own process), so a run gets its own
+environment's.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 in the flow's event loop), `dask` (a local Dask cluster of worker processes, started for the run) or a Dask
 scheduler's address (`tcp://host:port`, a cluster that outlives runs). The choice is applied in one place,
 `with_task_runner`, to the flows `flows/entrypoints.py` exposes to deployments and the command line; the call
-sites only say "run this batch" (`run_batch`). On Dask a batch task runs in another process: its arguments and
-its result are pickled, and it writes its lake files itself (the lake must be reachable from every Dask worker:
-the same disk, or object storage).
+sites only say "run this batch" (`run_batch`). On Dask a batch task runs in another process: its arguments
+and its result are pickled, and it writes its lake files itself (the lake must be reachable from every Dask
+worker: the same disk, or object storage).
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
+from flows.fanout import run_batch
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.progress import RESULTS
 from flows.runs import RunRecorder, chunks, is_change, land_result, run_exclusively
-from flows.fanout import run_batch
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally

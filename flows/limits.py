@@ -50,8 +50,8 @@ def partner_limits(settings: Settings) -> list[PartnerLimit]:
 
 
 def requests_in_flight(settings: Settings, partner: str) -> int:
-    """How many requests one client of `partner` keeps in flight: its share of the concurrency, and never more
-    than the partner's whole budget when the limits are on (more slots than the limit can never be granted)."""
+    """How many requests one client of `partner` keeps in flight: the concurrency it is given, and never more
+    than the partner's whole budget when the limits are on (more slots than a limit has are never granted)."""
     if not settings.partner_limits:
         return settings.concurrency
     return min(settings.concurrency, getattr(settings, f"{partner}_request_budget"))

@@ -100,19 +100,27 @@ def _http_options(settings: Settings, partner: str) -> dict[str, Any]:
 @asynccontextmanager
 async def async_biomesight_client(settings: Settings) -> AsyncIterator[AsyncBiomesightClient]:
     """An open Biomesight client, holding its share of the partner's request budget while open."""
-    async with partner_budget(settings, "biomesight"), AsyncBiomesightClient(
-        settings.biomesight_base_url,
-        settings.biomesight_client_id,
-        settings.biomesight_client_secret.get_secret_value(),
-        **_http_options(settings, "biomesight"),
-    ) as client:
+    async with (
+        partner_budget(settings, "biomesight"),
+        AsyncBiomesightClient(
+            settings.biomesight_base_url,
+            settings.biomesight_client_id,
+            settings.biomesight_client_secret.get_secret_value(),
+            **_http_options(settings, "biomesight"),
+        ) as client,
+    ):
         yield client
 
 
 @asynccontextmanager
 async def async_gencove_client(settings: Settings) -> AsyncIterator[AsyncGencoveClient]:
     """An open Gencove client, holding its share of the partner's request budget while open."""
-    async with partner_budget(settings, "gencove"), AsyncGencoveClient(
-        settings.gencove_base_url, settings.gencove_api_key.get_secret_value(), **_http_options(settings, "gencove")
-    ) as client:
+    async with (
+        partner_budget(settings, "gencove"),
+        AsyncGencoveClient(
+            settings.gencove_base_url,
+            settings.gencove_api_key.get_secret_value(),
+            **_http_options(settings, "gencove"),
+        ) as client,
+    ):
         yield client

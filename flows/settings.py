@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         "prefect.yaml's deployments.",
     )
     biomesight_request_budget: int = Field(
-        16, ge=1, description="Biomesight requests in flight across all workers (with KITSYNC_PARTNER_LIMITS)."
+        16,
+        ge=1,
+        description="Biomesight requests in flight across all workers (with KITSYNC_PARTNER_LIMITS).",
     )
     gencove_request_budget: int = Field(
         16, ge=1, description="Gencove requests in flight across all workers (with KITSYNC_PARTNER_LIMITS)."

@@ -53,6 +53,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 def _prefect(server: PrefectServer, *arguments: str) -> None:
     prefect_cli(server, *arguments)
 
+
 def _deployment_ids(server: PrefectServer, updated_since: datetime | None = None) -> dict[str, str]:
     found = server.post("/deployments/filter", {})
     return {

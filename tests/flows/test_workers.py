@@ -194,7 +194,9 @@ def test_two_workers_share_the_partner_budget_and_a_sync_never_overlaps_itself(
             states = {run_id: (run["state"]["type"], run["state"]["message"]) for run_id, run in runs.items()}
             assert all(state == "COMPLETED" for state, _ in states.values()), states
 
-            submitted = {name: {r for r in runs if r in log.read_text(errors="replace")} for name, log in logs.items()}
+            submitted = {
+                name: {r for r in runs if r in log.read_text(errors="replace")} for name, log in logs.items()
+            }
             assert all(submitted.values()), submitted  # both workers took runs
             assert set().union(*submitted.values()) == set(runs)
 

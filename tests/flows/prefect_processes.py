@@ -100,13 +100,23 @@ class PrefectServer:
         ]
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        return httpx.post(f"{self.api_url}{path}", json=body, timeout=60).raise_for_status().json()
+        return self._call("POST", path, body).json()
 
     def get(self, path: str) -> Any:
-        return httpx.get(f"{self.api_url}{path}", timeout=60).raise_for_status().json()
+        return self._call("GET", path).json()
 
     def delete(self, path: str) -> None:
-        httpx.delete(f"{self.api_url}{path}", timeout=60).raise_for_status()
+        self._call("DELETE", path)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """One API call, tried again on 503, as Prefect's own client does: a SQLite-backed server answers 503
+        when its database stays locked under a burst of writes (a busy machine), and rolls the write back."""
+        for _ in range(5):
+            answer = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=120)
+            if answer.status_code != 503:
+                break
+            time.sleep(2)
+        return answer.raise_for_status()
 
 
 @contextmanager
@@ -129,15 +139,15 @@ def running(
 
 
 @contextmanager
-def prefect_server_in(base: Path) -> Iterator[PrefectServer]:
+def prefect_server_in(base: Path, *, scheduler: bool = True) -> Iterator[PrefectServer]:
     """`prefect server start` on a free port with an empty home under `base` (its first start creates the
-    database), its scheduler service looping every few seconds."""
+    database), its scheduler service looping every few seconds (or off: only the runs a test creates run)."""
     home = base / "server-home"
     port = free_port()
     env = clean_environment(
         PREFECT_HOME=str(home),
         PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="true",
+        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED=str(scheduler).lower(),
         # Both scheduler loops often, so a deployment is scheduled within seconds (defaults: 60 s and 5 s).
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="3",
         PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS="2",

@@ -108,7 +108,8 @@ class InFlightProxy:
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server_in(tmp_path_factory.mktemp("prefect-server")) as server:
+    # No scheduler: an hourly run falling due during the test would be one more run on the workers.
+    with prefect_server_in(tmp_path_factory.mktemp("prefect-server"), scheduler=False) as server:
         yield server
 
 

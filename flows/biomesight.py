@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.fanout import run_batch
 from flows.landing import land_result
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
@@ -291,7 +292,7 @@ async def run_biomesight_sync(
         # Only the batch's own known statuses: Prefect walks every task argument (visit_collection), and the
         # whole map (every tracked order and kit) cost ~0.1 ms per entry per task, ~11 s a task at 100k kits.
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
-        return await poll_batch(share, orders, kits, known, source)
+        return await run_batch(poll_batch, share, orders, kits, known, source)
 
     async with aclosing(pipelined(chunks(entities, size), poll)) as polled:
         async for outcome in polled:
@@ -305,7 +306,8 @@ async def run_biomesight_sync(
     run.expect(RESULTS, len(wanted))
 
     async def fetch(batch: list[str]) -> RunTally:
-        return await results_batch(
+        return await run_batch(
+            results_batch,
             share,
             [k for k in batch if k in json_set],
             [k for k in batch if k in csv_set],

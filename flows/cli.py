@@ -119,11 +119,11 @@ def _sync(args: argparse.Namespace) -> int:
 
     runs: list[Callable[[], Any]] = []
     if args.provider in ("all", "biomesight"):
-        from flows.biomesight import sync_biomesight
+        from flows.entrypoints import sync_biomesight
 
         runs.append(lambda: sync_biomesight(load=not args.no_load, fetch_pdf=args.fetch_pdf or None))
     if args.provider in ("all", "gencove"):
-        from flows.gencove import sync_gencove
+        from flows.entrypoints import sync_gencove
 
         runs.append(lambda: sync_gencove(project_ids=args.project or None, load=not args.no_load))
     from flows.progress import shown_on_terminal
@@ -156,7 +156,7 @@ def _load(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     _settings()
-    from flows.backfill import BackfillError, DateRange, KitIds, backfill, plan_windows
+    from flows.backfill import BackfillError, DateRange, KitIds, plan_windows
 
     try:  # check the slice before Prefect starts, so a bad one writes nothing
         plan_windows(
@@ -165,6 +165,8 @@ def _backfill(args: argparse.Namespace) -> int:
     except BackfillError as error:
         raise UsageError(str(error)) from None
     _hint_at_temporary_server()
+    from flows.entrypoints import backfill
+
     kits = (
         KitIds(kit_ids=args.kit)
         if args.kit
@@ -246,6 +248,17 @@ def _serve(args: argparse.Namespace) -> int:
     from flows.deployments import serve_all
 
     serve_all(settings)
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    """Create the Prefect objects the deployments rely on: each partner's global concurrency limit."""
+    settings = _settings()
+    _hint_at_temporary_server()
+    from flows.limits import create_partner_limits
+
+    for limit in asyncio.run(create_partner_limits(settings)):
+        print(f"{limit.name}: {limit.budget} {limit.partner} requests in flight across all workers")
     return 0
 
 
@@ -374,6 +387,11 @@ def _add_server_commands(commands: Subparsers) -> None:
     webhooks_serve.add_argument("--host", default=None, help="interface (default KITSYNC_WEBHOOK_HOST)")
     webhooks_serve.add_argument("--port", type=int, default=None, help="port (default KITSYNC_WEBHOOK_PORT)")
     webhooks_serve.set_defaults(handler=_webhooks_serve)
+
+    setup = commands.add_parser(
+        "setup", help="create each partner's request budget on the Prefect server (idempotent)"
+    )
+    setup.set_defaults(handler=_setup)
 
     serve_all = commands.add_parser("serve", help="serve every deployment on its schedule from this process")
     serve_all.set_defaults(handler=_serve)

@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 
 from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
+from flows.fanout import run_batch
 from flows.landing import land_result
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
@@ -328,7 +329,7 @@ async def run_gencove_sync(
     wanted.update(extra_samples or {})
     run.expect(RESULTS, len(wanted))
     for batch in chunks(sorted(wanted), settings.batch_size):
-        await run.checkpoint(await details_batch(settings, batch))
+        await run.checkpoint(await run_batch(details_batch, settings, batch))
 
 
 @flow(name="sync-gencove", log_prints=True)

@@ -5,6 +5,8 @@ Flows call these inside a run (never at import time), so a deployment picks up i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from extract.biomesight import AsyncBiomesightClient
 from extract.gencove import AsyncGencoveClient
 from extract.http import timeouts
 from extract.retry import Backoff, give_up_seconds
+from flows.limits import partner_budget, requests_in_flight
 from flows.settings import Settings
 
 
@@ -83,27 +86,41 @@ def unreachable_after(settings: Settings) -> float:
     )
 
 
-def _http_options(settings: Settings) -> dict[str, Any]:
+def _http_options(settings: Settings, partner: str) -> dict[str, Any]:
     """What both partners' async clients take from the settings: timeouts, retries, concurrency, transport."""
     return {
         "timeout": timeouts(settings.http_timeout, settings.connect_timeout),
         "max_retries": settings.max_retries,
         "backoff": backoff(settings),
-        "max_concurrency": settings.concurrency,
+        "max_concurrency": requests_in_flight(settings, partner),
         "use_aiohttp": settings.use_aiohttp,
     }
 
 
-def async_biomesight_client(settings: Settings) -> AsyncBiomesightClient:
-    return AsyncBiomesightClient(
-        settings.biomesight_base_url,
-        settings.biomesight_client_id,
-        settings.biomesight_client_secret.get_secret_value(),
-        **_http_options(settings),
-    )
+@asynccontextmanager
+async def async_biomesight_client(settings: Settings) -> AsyncIterator[AsyncBiomesightClient]:
+    """An open Biomesight client, holding its share of the partner's request budget while open."""
+    async with (
+        partner_budget(settings, "biomesight"),
+        AsyncBiomesightClient(
+            settings.biomesight_base_url,
+            settings.biomesight_client_id,
+            settings.biomesight_client_secret.get_secret_value(),
+            **_http_options(settings, "biomesight"),
+        ) as client,
+    ):
+        yield client
 
 
-def async_gencove_client(settings: Settings) -> AsyncGencoveClient:
-    return AsyncGencoveClient(
-        settings.gencove_base_url, settings.gencove_api_key.get_secret_value(), **_http_options(settings)
-    )
+@asynccontextmanager
+async def async_gencove_client(settings: Settings) -> AsyncIterator[AsyncGencoveClient]:
+    """An open Gencove client, holding its share of the partner's request budget while open."""
+    async with (
+        partner_budget(settings, "gencove"),
+        AsyncGencoveClient(
+            settings.gencove_base_url,
+            settings.gencove_api_key.get_secret_value(),
+            **_http_options(settings, "gencove"),
+        ) as client,
+    ):
+        yield client

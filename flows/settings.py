@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     concurrency: int = Field(
         16, ge=1, description="HTTP requests a sync keeps in flight (its batches share them)."
     )
+    partner_limits: bool = Field(
+        False,
+        description="Hold each partner's request budget across every worker and run through Prefect global "
+        "concurrency limits (create them with `kitsync setup`; a missing limit fails the run). On for "
+        "prefect.yaml's deployments.",
+    )
+    biomesight_request_budget: int = Field(
+        16,
+        ge=1,
+        description="Biomesight requests in flight across all workers (with KITSYNC_PARTNER_LIMITS).",
+    )
+    gencove_request_budget: int = Field(
+        16, ge=1, description="Gencove requests in flight across all workers (with KITSYNC_PARTNER_LIMITS)."
+    )
+    task_runner: str = Field(
+        "default",
+        description="Where batch tasks run: `default` (in the flow's process), `dask` (a local Dask cluster "
+        "started for the run) or a Dask scheduler address such as tcp://10.0.0.5:8786.",
+    )
     http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP request times out.")
     connect_timeout: float = Field(
         5.0,
@@ -84,8 +103,12 @@ class Settings(BaseSettings):
     webhook_signature_tolerance_seconds: int = Field(
         300, ge=1, description="How old a Gencove webhook signature's timestamp may be."
     )
-    gencove_cron: str = Field("0 * * * *", description="When the Gencove sync runs (`kitsync serve`).")
-    biomesight_cron: str = Field("15 * * * *", description="When the Biomesight sync runs (`kitsync serve`).")
+    gencove_cron: str | None = Field(
+        None, description="Overrides prefect.yaml's Gencove sync schedule under `kitsync serve` (a cron)."
+    )
+    biomesight_cron: str | None = Field(
+        None, description="Overrides prefect.yaml's Biomesight sync schedule under `kitsync serve` (a cron)."
+    )
     load_every_rows: int = Field(
         200_000, ge=1, description="Rows a run writes between two loads (keeps a long run's memory flat)."
     )
@@ -148,6 +171,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL such as https://app.biomesight.com")
         return value.rstrip("/")
+
+    @field_validator("task_runner")
+    @classmethod
+    def _is_task_runner(cls, value: str) -> str:
+        if value in ("default", "dask") or value.startswith(("tcp://", "tls://")):
+            return value
+        raise ValueError(f"{value!r} is not `default`, `dask` or a Dask scheduler address (tcp://host:port)")
 
     @field_validator("gencove_project_ids", mode="before")
     @classmethod

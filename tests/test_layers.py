@@ -36,6 +36,7 @@ OWN_VOCABULARY: dict[str, dict[str, str]] = {
     "flows/report.py": {"status": "the cohort report's own summary (written, skipped, failed)"},
     "flows/output.py": {"csv": "an output format of `kitsync query`"},
     "flows/cli.py": {"failed": "a run's own state (sync_runs.state), a word Gencove uses for a status too"},
+    "flows/deployments.py": {"description": "a deployment's description in prefect.yaml"},
 }
 
 _FIELD_METHODS = frozenset({"get", "pop", "setdefault"})

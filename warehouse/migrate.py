@@ -137,7 +137,8 @@ def _held_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, 
     held: dict[str, dict[str, str]] = {}
     for table, column, data_type in connection.execute(
         "SELECT table_name, column_name, data_type FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
+        "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal "
+        "ORDER BY table_name, column_index"
     ).fetchall():
         held.setdefault(table, {})[column] = data_type
     return held
@@ -157,9 +158,9 @@ def _sync_table(
         return [f"create table {name}"]
     undeclared = sorted(set(held) - set(schema.names))
     retyped = [
-        f"{field.name}: {held[field.name]} -> {_canonical(connection, duckdb_type(field.type))}"
+        f"{field.name}: {held[field.name]} -> {duckdb_type(field.type)}"
         for field in schema
-        if field.name in held and held[field.name] != _canonical(connection, duckdb_type(field.type))
+        if field.name in held and held[field.name] != duckdb_type(field.type)
     ]
     if undeclared or retyped:
         raise SchemaDriftError(
@@ -173,20 +174,6 @@ def _sync_table(
             connection.execute(f"ALTER TABLE {quote_ident(name)} ADD COLUMN {column}")
             changes.append(f"add column {name}.{field.name}")
     return changes
-
-
-_CANONICAL_TYPES: dict[str, str] = {}
-
-
-def _canonical(connection: duckdb.DuckDBPyConnection, type_text: str) -> str:
-    """DuckDB's own spelling of a type (TIMESTAMPTZ reads 'TIMESTAMP WITH TIME ZONE' in the catalog).
-
-    Remembered per process: the spelling depends only on DuckDB's version, and asking once per column of
-    every table made each load ~200 queries (most of a no-op reload's second).
-    """
-    if type_text not in _CANONICAL_TYPES:
-        _CANONICAL_TYPES[type_text] = str(scalar(connection, f"SELECT typeof(CAST(NULL AS {type_text}))"))
-    return _CANONICAL_TYPES[type_text]
 
 
 def _observation_schema(spec: TableSpec) -> pa.Schema:
@@ -229,7 +216,8 @@ def _install_views(connection: duckdb.DuckDBPyConnection, directory: Path) -> li
             raise MigrationError(f"view {name}.sql failed: {error}") from error
         exists = scalar(
             connection,
-            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?",
+            "SELECT count(*) FROM duckdb_views() "
+            "WHERE database_name = current_database() AND schema_name = 'main' AND view_name = ?",
             [name],
         )
         if not exists:

@@ -228,9 +228,9 @@ def _load_plans(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plans: li
                     rows_after=int(count),
                 )
             )
-        # The ledger's columns are declared once, in migrations/001_loaded_files.sql: rows take its schema.
-        ledger_schema = connection.execute("SELECT * FROM loaded_files LIMIT 0").fetch_arrow_table().schema
-        connection.register(_LEDGER_VIEW, pa.Table.from_pylist(ledger, schema=ledger_schema))
+        # The ledger's columns and types are declared once, in migrations/001_loaded_files.sql: the rows go in
+        # by name and DuckDB casts them to the declared types (a name the table lacks is an error).
+        connection.register(_LEDGER_VIEW, pa.Table.from_pylist(ledger))
         connection.execute(f"INSERT INTO loaded_files BY NAME SELECT * FROM {quote_ident(_LEDGER_VIEW)}")
         connection.unregister(_LEDGER_VIEW)
         crash_point("load-commit")  # every table merged, nothing committed

@@ -33,6 +33,18 @@ from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, is_ducklake, res
 _COPY_CHUNK = 16 * 1024 * 1024
 
 
+WAREHOUSE_FILES = {"embedded": "kitsync.duckdb", "ducklake": "kitsync.ducklake"}
+
+
+def warehouse_file(directory: str | os.PathLike[str], kind: str = "embedded") -> Path:
+    """The published warehouse's path in `directory` for a kind: the embedded single DuckDB file (the
+    default: one file an analyst opens with plain duckdb) or the DuckLake catalog (loads that cost what
+    they change, readers on other machines)."""
+    if kind not in WAREHOUSE_FILES:
+        raise ValueError(f"unknown warehouse kind {kind!r}: one of {', '.join(WAREHOUSE_FILES)}")
+    return Path(directory) / WAREHOUSE_FILES[kind]
+
+
 class WarehouseBusy(TimeoutError):  # noqa: N818 - the name flows and the CLI catch
     """Another load holds the warehouse lock for longer than this one was willing to wait."""
 

@@ -128,6 +128,8 @@ def attach_ducklake(
     A reader passes neither: the catalog knows where its files are (`data_path` overrides it, e.g. for an
     analyst who mounted the files elsewhere).
     """
+    # No progress bar on stdout: a DuckLake query can take long enough to draw one; stdout is the caller's.
+    connection.execute("SET enable_progress_bar = false")
     load_extension(connection, "ducklake")
     options = ["READ_ONLY"] if read_only else ["DATA_INLINING_ROW_LIMIT 0"]
     if data_path is not None:

@@ -81,11 +81,11 @@ def tidy_ducklake(
     if not paths.is_lake:
         raise ValueError(f"{paths.published} is not a DuckLake warehouse (*.ducklake)")
     alias = LAKE_ALIAS
-    cutoff = datetime.now(UTC) - keep
     with writer_lock(paths.lock, timeout=lock_timeout):
         connection = open_writer(paths)
         try:
             merged = connection.execute("CALL ducklake_merge_adjacent_files(?)", [alias]).fetchall()
+            cutoff = datetime.now(UTC) - keep  # after the merge: with keep=0 the files it replaced go too
             connection.execute(
                 "CALL ducklake_expire_snapshots(?, older_than => ?)", [alias, cutoff]
             ).fetchall()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.warehouse.test_load import event, kit
 from warehouse import lake
 from warehouse.duck import connect_readonly, query
 from warehouse.load import LoadReport, load
+from warehouse.maintenance import tidy_ducklake
 from warehouse.publish import WarehousePaths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,3 +200,24 @@ def _events_loaded(db: Path) -> list[Row]:
     rows = table_rows(db, "status_events")
     assert len(rows) == count
     return rows
+
+
+def test_tidying_merges_the_small_files_of_many_loads_and_keeps_the_rows(tmp_path: Path) -> None:
+    db = lake_db(tmp_path)
+    for hour in range(1, 5):
+        lake.write_table(
+            tmp_path, TAXA, rows_table(TAXA, taxa(range(hour * 10, hour * 10 + 3), hour)), ingest_date=DAY
+        )
+        load_into(tmp_path, db)
+    before = table_rows(db, "taxa")
+    taxa_files = lambda: [p for p in data_files(db) if p.parent.name == "taxa"]  # noqa: E731
+    assert len(taxa_files()) == 4  # one per load
+
+    upkeep = tidy_ducklake(db, keep=timedelta(0))
+
+    assert upkeep.files_merged >= 4
+    assert len(taxa_files()) == 1  # merged, and the replaced files deleted (no reader needs them: keep=0)
+    assert table_rows(db, "taxa") == before
+    lake.write_table(tmp_path, TAXA, rows_table(TAXA, taxa(range(90, 91), 9)), ingest_date=DAY)
+    assert load_into(tmp_path, db).rows_read == 20  # loads go on from the tidied catalog
+    assert len(table_rows(db, "taxa")) == len(before) + 20

@@ -91,8 +91,25 @@ def write_kits(lake: Path, first_kit: int, kits: int, seed: int) -> None:
         )
 
 
-def _bytes_under(directory: Path) -> dict[Path, int]:
-    return {p: p.stat().st_size for p in directory.rglob("*") if p.is_file()}
+def _files_under(directory: Path) -> dict[Path, tuple[int, int, int]]:
+    return {
+        p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+
+
+def _bytes_written(before: dict[Path, tuple[int, int, int]], after: dict[Path, tuple[int, int, int]]) -> int:
+    """Bytes of the files a load created or replaced (a published copy counts whole; the writer's own
+    database, changed in place, counts by its growth)."""
+    total = 0
+    for path, (inode, mtime, size) in after.items():
+        old = before.get(path)
+        if old is None or old[0] != inode:
+            total += size
+        elif old[1] != mtime:
+            total += max(0, size - old[2])
+    return total
 
 
 def measure(size: int, loads: int, backends: list[str], work: Path) -> list[SmallLoads]:
@@ -111,11 +128,11 @@ def measure(size: int, loads: int, backends: list[str], work: Path) -> list[Smal
             # the small files land in the shared lake: a backend measured later takes them in with its full
             # load, and its own small loads add kits of their own
             write_kits(lake, next_kit + number * small_kits, small_kits, seed=size + 1000 + number)
-            before = _bytes_under(warehouse.parent)
+            before = _files_under(warehouse.parent)
             timed = h.timed(lambda warehouse=warehouse: load(lake, warehouse))
-            after = _bytes_under(warehouse.parent)
+            after = _files_under(warehouse.parent)
             seconds.append(timed.seconds)
-            written.append(sum(s for p, s in after.items() if before.get(p) != s))
+            written.append(_bytes_written(before, after))
         results.append(SmallLoads(backend, size, seconds, written, full.seconds))
     return results
 
@@ -155,7 +172,13 @@ def main() -> None:
         small_load=f"{SMALL_SHARE:.0%} new taxonomy rows (new kits), median of {args.loads}",
     )
     h.table(
-        ["backend", "taxonomy rows", "full load s", "small load s (median)", "MB written per small load"],
+        [
+            "backend",
+            "taxonomy rows",
+            "full load s",
+            "small load s (median)",
+            "MB written per small load (new or replaced files)",
+        ],
         [
             (r.backend, r.size, r.full_load, r.median, statistics.median(r.bytes_written) / 1e6)
             for r in results

@@ -221,3 +221,16 @@ def test_tidying_merges_the_small_files_of_many_loads_and_keeps_the_rows(tmp_pat
     lake.write_table(tmp_path, TAXA, rows_table(TAXA, taxa(range(90, 91), 9)), ingest_date=DAY)
     assert load_into(tmp_path, db).rows_read == 20  # loads go on from the tidied catalog
     assert len(table_rows(db, "taxa")) == len(before) + 20
+
+
+def test_kitsync_warehouse_setting_picks_the_analysts_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.runtime import data_paths
+    from flows.settings import Settings
+
+    monkeypatch.delenv("KITSYNC_WAREHOUSE", raising=False)
+    assert data_paths(Settings()).warehouse.name == "kitsync.duckdb"  # the embedded default (make demo)
+    monkeypatch.setenv("KITSYNC_WAREHOUSE", "ducklake")
+    assert WarehousePaths.of(data_paths(Settings()).warehouse).is_lake
+    monkeypatch.setenv("KITSYNC_WAREHOUSE", "lakehouse")
+    with pytest.raises(ValueError, match="warehouse"):
+        Settings()

@@ -134,13 +134,19 @@ def attach_ducklake(
     options = ["READ_ONLY"] if read_only else ["DATA_INLINING_ROW_LIMIT 0"]
     if data_path is not None:
         options.append(f"DATA_PATH {quote_literal(str(data_path).rstrip('/') + '/')}")
+        if (
+            read_only
+        ):  # a reader's copy of the files (another machine, object storage) is not the writer's path
+            options.append("OVERRIDE_DATA_PATH TRUE")
     connection.execute(
         f"ATTACH {quote_literal(f'ducklake:{catalog}')} AS {quote_ident(LAKE_ALIAS)} ({', '.join(options)})"
     )
     connection.execute(f"USE {quote_ident(LAKE_ALIAS)}")
 
 
-def connect_readonly(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def connect_readonly(
+    path: str | os.PathLike[str], *, data_path: str | os.PathLike[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """An analyst's connection to the published warehouse.
 
     Read-only connections take only a shared lock and the loader never opens the published file for writing,
@@ -148,7 +154,9 @@ def connect_readonly(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     the file by rename, the open file stays intact): close and reconnect to see newer loads (while one
     connection to the path stays open, DuckDB hands new ones in the same process that same old snapshot).
     A `.ducklake` path is a published DuckLake catalog: attached read-only as the connection's default
-    database, its tables and views read exactly like the embedded file's.
+    database, its tables and views read exactly like the embedded file's; `data_path` says where its parquet
+    files are when they are not where the loader wrote them (an analyst's copy on another machine, or
+    `s3://...` with the httpfs extension loaded).
     """
     target = Path(path)
     if not target.is_file():
@@ -156,7 +164,7 @@ def connect_readonly(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     if is_ducklake(target):
         connection = duckdb.connect()
         try:
-            attach_ducklake(connection, target, read_only=True)
+            attach_ducklake(connection, target, data_path=data_path, read_only=True)
         except BaseException:
             connection.close()
             raise

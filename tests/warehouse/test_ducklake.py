@@ -4,6 +4,7 @@ a crash anywhere leaves it consistent, and it holds exactly what the embedded si
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -234,3 +235,24 @@ def test_kitsync_warehouse_setting_picks_the_analysts_warehouse(monkeypatch: pyt
     monkeypatch.setenv("KITSYNC_WAREHOUSE", "lakehouse")
     with pytest.raises(ValueError, match="warehouse"):
         Settings()
+
+
+def test_an_analyst_elsewhere_reads_a_copy_of_the_catalog_and_its_files(tmp_path: Path) -> None:
+    db = lake_db(tmp_path)
+    lake.write_table(tmp_path, TAXA, rows_table(TAXA, taxa(range(30))), ingest_date=DAY)
+    load_into(tmp_path, db)
+    expected_rows = table_rows(db, "taxa")
+    # another machine: the published catalog and the data files, copied (as to object storage), and the
+    # loader's own directory out of reach
+    elsewhere = tmp_path / "analyst"
+    elsewhere.mkdir()
+    shutil.copy(db, elsewhere / db.name)
+    shutil.copytree(WarehousePaths.of(db).data_dir, elsewhere / "files")
+    shutil.move(tmp_path / "warehouse", tmp_path / "out-of-reach")
+
+    connection = connect_readonly(elsewhere / db.name, data_path=elsewhere / "files")
+    try:
+        rows = connection.sql("SELECT * FROM taxa ORDER BY ALL").to_arrow_table().to_pylist()
+    finally:
+        connection.close()
+    assert rows == expected_rows

@@ -94,8 +94,12 @@ def _merge_history(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     target, stage, key = quote_ident(spec.name), quote_ident(STAGE), _key(spec)
     columns = spec.schema.names
     order = [_asc(spec.observed_at), *(_asc(c) for c in columns)]
-    held = f"SELECT {_list(columns, 't')} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same('t', 's', key)}"
-    if not _exists(connection, held) and not _any_repeated(connection, stage, key):
+    within, bounds = _within_batch_range(connection, key, "t")
+    held = (
+        f"SELECT {_list(columns, 't')} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same('t', 's', key)} "
+        f"WHERE {within}"
+    )
+    if not _exists(connection, held, bounds) and not _any_repeated(connection, stage, key):
         # Every staged key is new (a first load, or events never seen): the batch is the winners as it is.
         connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {stage}")
         return
@@ -109,8 +113,9 @@ def _merge_history(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         columns,
         key,
         order,
+        params=bounds,
     )
-    _swap_in(connection, target, key, columns)
+    _swap_in(connection, target, key, columns, within, bounds)
 
 
 def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
@@ -195,6 +200,7 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     key, at, row_at = list(spec.primary_key), quote_ident(spec.observed_at), quote_ident(_ROW_AT)
     values = value_columns(spec)
     times = [quote_ident(f"_kitsync_at_{i}") for i in range(len(values))]
+    within, bounds = _within_batch_range(connection, key, "t")
     from_batch = [
         *(quote_ident(c) for c in key),
         f"{at} AS {row_at}",
@@ -222,9 +228,12 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         SELECT {", ".join(from_batch)} FROM {stage}
         UNION ALL
         SELECT {", ".join(from_held)}
-        FROM (SELECT t.* FROM {target} AS t SEMI JOIN {stage} AS s ON {_same("t", "s", key)}) AS t
+        FROM (
+            SELECT t.* FROM {target} AS t SEMI JOIN {stage} AS s ON {_same("t", "s", key)} WHERE {within}
+        ) AS t
         LEFT JOIN {side} AS o ON {_same("t", "o", key)}
-        """
+        """,
+        bounds,
     )
     merged = [
         *(quote_ident(c) for c in key),
@@ -242,13 +251,16 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         SELECT {", ".join(merged)} FROM {quote_ident(_OBSERVATIONS)} GROUP BY {_list(key)}
         """
     )
-    _swap_in(connection, target, key, spec.schema.names)
+    _swap_in(connection, target, key, spec.schema.names, within, bounds)
+    side_within, side_bounds = _within_batch_range(connection, key, "o")
     side_columns = [
         *(quote_ident(c) for c in key),
         *(f"{t} AS {quote_ident(c)}" for c, t in zip(values, times, strict=True)),
     ]
     connection.execute(
-        f"DELETE FROM {side} AS o USING {quote_ident(_WINNERS)} AS w WHERE {_same('o', 'w', key)}"
+        f"DELETE FROM {side} AS o USING {quote_ident(_WINNERS)} AS w WHERE {_same('o', 'w', key)} "
+        f"AND {side_within}",
+        side_bounds,
     )
     connection.execute(
         f"INSERT INTO {side} BY NAME SELECT {', '.join(side_columns)} FROM {quote_ident(_WINNERS)}"
@@ -303,12 +315,20 @@ def _any_repeated(connection: duckdb.DuckDBPyConnection, table: str, key: Sequen
     return bool(hashes.size > 1 and (hashes[1:] == hashes[:-1]).any())
 
 
-def _swap_in(
-    connection: duckdb.DuckDBPyConnection, target: str, key: Sequence[str], columns: Sequence[str]
+def _swap_in(  # noqa: PLR0917 - the target, its key and columns, and the bounds of the keys replaced
+    connection: duckdb.DuckDBPyConnection,
+    target: str,
+    key: Sequence[str],
+    columns: Sequence[str],
+    within: str,
+    bounds: list[Any],
 ) -> None:
-    """Replace the target's rows for the winners' keys by the winners (delete-then-insert: no key index)."""
+    """Replace the target's rows for the winners' keys by the winners (delete-then-insert: no key index);
+    `within` (on alias t) bounds the target's scan to the batch's key range (see _within_batch_range)."""
     winners = quote_ident(_WINNERS)
-    connection.execute(f"DELETE FROM {target} AS t USING {winners} AS w WHERE {_same('t', 'w', key)}")
+    connection.execute(
+        f"DELETE FROM {target} AS t USING {winners} AS w WHERE {_same('t', 'w', key)} AND {within}", bounds
+    )
     connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {winners}")
 
 

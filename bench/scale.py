@@ -5,7 +5,8 @@ both warehouses through the real load path (`warehouse.load.load`): the embedded
 copy (`kitsync.duckdb`) and the DuckLake catalog published by copy with its data as parquet files beside it
 (`kitsync.ducklake`). Then `--loads` small loads each land the same number of new rows at every size (1% of
 the smallest size: new kits, one lake file) and are timed; the median is reported with what each small load
-wrote (the copied snapshot or catalog, new parquet files). Goal: a small load's time flat within 20% from the smallest to the largest size.
+wrote (the copied snapshot or catalog, new parquet files). Goal: a small load's time flat within 20% from
+the smallest to the largest size.
 
     .venv/bin/python bench/scale.py                                  # 100k and 1M rows, a few minutes here
     .venv/bin/python bench/scale.py --sizes 1000000,10000000,50000000 --json scale.json

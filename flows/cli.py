@@ -193,10 +193,11 @@ def _query(args: argparse.Namespace) -> int:
     import duckdb
 
     from flows.output import render
+    from flows.runtime import data_paths
     from warehouse.duck import query
 
     settings = _settings()
-    path = settings.data_dir.absolute() / "warehouse" / "kitsync.duckdb"
+    path = data_paths(settings).warehouse
     try:
         table = query(path, args.sql)
     except FileNotFoundError as error:

@@ -19,6 +19,7 @@ from extract.http import timeouts
 from extract.retry import Backoff, give_up_seconds
 from flows.limits import partner_budget, requests_in_flight
 from flows.settings import Settings
+from warehouse.publish import warehouse_file
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class DataPaths:
     """Where kitsync keeps its files under the data directory."""
 
     data_dir: Path
+    warehouse_kind: str = "embedded"
 
     @property
     def lake(self) -> Path:
@@ -33,8 +35,8 @@ class DataPaths:
 
     @property
     def warehouse(self) -> Path:
-        """The published, analyst-facing DuckDB file."""
-        return self.data_dir / "warehouse" / "kitsync.duckdb"
+        """The analysts' warehouse: a DuckDB file or a DuckLake catalog (KITSYNC_WAREHOUSE)."""
+        return warehouse_file(self.data_dir / "warehouse", self.warehouse_kind)
 
     @property
     def landing(self) -> Path:
@@ -66,7 +68,7 @@ async def run_settings() -> Settings:
 
 
 def data_paths(settings: Settings) -> DataPaths:
-    return DataPaths(settings.data_dir.absolute())
+    return DataPaths(settings.data_dir.absolute(), settings.warehouse)
 
 
 def pseudonym_key(settings: Settings) -> bytes:

@@ -7,7 +7,7 @@ Only `flows/` reads settings; everything below receives what it needs as argumen
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KITSYNC_", extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="Where the lake, raw landing and DuckDB file live.")
+    warehouse: Literal["embedded", "ducklake"] = Field(
+        "embedded",
+        description="The analysts' warehouse: one DuckDB file republished by copy after each load "
+        "(embedded), or a DuckLake catalog with parquet data whose loads cost what they change (ducklake).",
+    )
     biomesight_base_url: str = Field(SANDBOX_URL, description="Biomesight host root (paths add /api/v1).")
     biomesight_client_id: str = Field(
         SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id."

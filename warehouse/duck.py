@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.types as pat
 
 OWNER_ONLY_FILE = 0o600
 OWNER_ONLY_DIR = 0o700
@@ -35,59 +38,35 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def duckdb_type(arrow_type: pa.DataType) -> str:  # noqa: PLR0911 - one return per type family
-    """The DuckDB column type for an arrow type: the single place the lake's types meet the warehouse's."""
-    simple: list[tuple[Any, str]] = [
-        (pat.is_boolean, "BOOLEAN"),
-        (pat.is_int8, "TINYINT"),
-        (pat.is_int16, "SMALLINT"),
-        (pat.is_int32, "INTEGER"),
-        (pat.is_int64, "BIGINT"),
-        (pat.is_uint8, "UTINYINT"),
-        (pat.is_uint16, "USMALLINT"),
-        (pat.is_uint32, "UINTEGER"),
-        (pat.is_uint64, "UBIGINT"),
-        (pat.is_float16, "FLOAT"),
-        (pat.is_float32, "FLOAT"),
-        (pat.is_float64, "DOUBLE"),
-        (pat.is_string, "VARCHAR"),
-        (pat.is_large_string, "VARCHAR"),
-        (pat.is_string_view, "VARCHAR"),
-        (pat.is_binary, "BLOB"),
-        (pat.is_large_binary, "BLOB"),
-        (pat.is_binary_view, "BLOB"),
-        (pat.is_date, "DATE"),
-        (pat.is_time, "TIME"),
-        (pat.is_duration, "INTERVAL"),
-    ]
-    for predicate, name in simple:
-        if predicate(arrow_type):
-            return name
-    if pat.is_timestamp(arrow_type):
-        if arrow_type.tz is not None:
-            return "TIMESTAMPTZ"
-        return {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}[
-            arrow_type.unit
-        ]
-    if pat.is_decimal(arrow_type):
-        if arrow_type.precision > 38:
-            raise TypeError(f"DuckDB decimals hold at most 38 digits, not {arrow_type}")
-        return f"DECIMAL({arrow_type.precision},{arrow_type.scale})"
-    if pat.is_dictionary(arrow_type):
-        return duckdb_type(arrow_type.value_type)
-    if pat.is_fixed_size_list(arrow_type):
-        return f"{duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
-    if pat.is_list(arrow_type) or pat.is_large_list(arrow_type) or pat.is_list_view(arrow_type):
-        return f"{duckdb_type(arrow_type.value_type)}[]"
-    if pat.is_map(arrow_type):
-        return f"MAP({duckdb_type(arrow_type.key_type)}, {duckdb_type(arrow_type.item_type)})"
-    if pat.is_struct(arrow_type):
-        fields = ", ".join(
-            f"{quote_ident(arrow_type.field(i).name)} {duckdb_type(arrow_type.field(i).type)}"
-            for i in range(arrow_type.num_fields)
-        )
-        return f"STRUCT({fields})"
-    raise TypeError(f"no DuckDB column type for arrow type {arrow_type}")
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB column type for an arrow type, as DuckDB itself maps it when it scans arrow data.
+
+    The single place the lake's types meet the warehouse's, and no table of our own: DuckDB's arrow scan
+    decides (the same mapping a load's staging scan applies), in DuckDB's own spelling, so the text compares
+    equal to what the catalog reports for a held column. Types DuckDB cannot hold raise TypeError.
+    """
+    return _duckdb_type_text(arrow_type)
+
+
+@functools.cache
+def _duckdb_type_text(arrow_type: pa.DataType) -> str:
+    empty = pa.table({"c": pa.array([], type=arrow_type)})
+    with _TYPE_LOCK:
+        global _type_connection  # noqa: PLW0603 - one in-memory connection answers every type question
+        if _type_connection is None:
+            _type_connection = duckdb.connect()
+        try:
+            _type_connection.register("_kitsync_arrow_type", empty)
+            try:
+                return str(_type_connection.execute("DESCRIBE _kitsync_arrow_type").fetchall()[0][1])
+            finally:
+                _type_connection.unregister("_kitsync_arrow_type")
+        except (duckdb.Error, pa.ArrowException) as error:
+            raise TypeError(f"no DuckDB column type for arrow type {arrow_type}: {error}") from error
+
+
+_TYPE_LOCK = threading.Lock()
+_type_connection: duckdb.DuckDBPyConnection | None = None
 
 
 def scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
@@ -107,17 +86,89 @@ def ensure_private_dir(path: Path) -> None:
     restrict_to_owner(path)
 
 
-def connect_readonly(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+LAKE_SUFFIX = ".ducklake"
+LAKE_ALIAS = "kitsync"
+
+
+def is_ducklake(path: str | os.PathLike[str]) -> bool:
+    """A warehouse path ending in `.ducklake` names a DuckLake catalog (a small DuckDB file of metadata) whose
+    data are parquet files beside it; any other path names the embedded single-file warehouse."""
+    return Path(path).suffix == LAKE_SUFFIX
+
+
+def load_extension(connection: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Load a DuckDB extension from the wheel the lock file pins (`duckdb-extension-<name>`), no download.
+
+    Extensions cannot be fetched on these machines or CI, and each wheel ships the binary for exactly one
+    DuckDB version (`<package>/extensions/v<version>/<name>.duckdb_extension`). Without the wheel (an
+    analyst's own duckdb that ran `INSTALL ducklake`) the usual `LOAD name` is tried.
+    """
+    package = f"duckdb_extension_{name.replace('-', '_')}"
+    with contextlib.suppress(ModuleNotFoundError):
+        binary = (
+            resources.files(package) / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+        )
+        if binary.is_file():
+            connection.execute(f"LOAD {quote_literal(str(binary))}")
+            return
+    connection.execute(f"LOAD {quote_ident(name)}")
+
+
+def attach_ducklake(
+    connection: duckdb.DuckDBPyConnection,
+    catalog: str | os.PathLike[str],
+    *,
+    data_path: str | os.PathLike[str] | None = None,
+    read_only: bool,
+) -> None:
+    """Attach a DuckLake catalog as `kitsync`, the default database (unqualified names resolve there).
+
+    The writer passes `data_path` (where new parquet files go; stored in the catalog when it is created) and
+    turns data inlining off, so the catalog holds metadata only and stays small enough to publish by copy.
+    A reader passes neither: the catalog knows where its files are (`data_path` overrides it, e.g. for an
+    analyst who mounted the files elsewhere).
+    """
+    # No progress bar on stdout: a DuckLake query can take long enough to draw one; stdout is the caller's.
+    connection.execute("SET enable_progress_bar = false")
+    load_extension(connection, "ducklake")
+    options = ["READ_ONLY"] if read_only else ["DATA_INLINING_ROW_LIMIT 0"]
+    if data_path is not None:
+        options.append(f"DATA_PATH {quote_literal(str(data_path).rstrip('/') + '/')}")
+        if (
+            read_only
+        ):  # a reader's copy of the files (another machine, object storage) is not the writer's path
+            options.append("OVERRIDE_DATA_PATH TRUE")
+    connection.execute(
+        f"ATTACH {quote_literal(f'ducklake:{catalog}')} AS {quote_ident(LAKE_ALIAS)} ({', '.join(options)})"
+    )
+    connection.execute(f"USE {quote_ident(LAKE_ALIAS)}")
+
+
+def connect_readonly(
+    path: str | os.PathLike[str], *, data_path: str | os.PathLike[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """An analyst's connection to the published warehouse.
 
     Read-only connections take only a shared lock and the loader never opens the published file for writing,
     so any number of these run beside a load. A connection keeps the snapshot it opened (the loader replaces
     the file by rename, the open file stays intact): close and reconnect to see newer loads (while one
     connection to the path stays open, DuckDB hands new ones in the same process that same old snapshot).
+    A `.ducklake` path is a published DuckLake catalog: attached read-only as the connection's default
+    database, its tables and views read exactly like the embedded file's; `data_path` says where its parquet
+    files are when they are not where the loader wrote them (an analyst's copy on another machine, or
+    `s3://...` with the httpfs extension loaded).
     """
     target = Path(path)
     if not target.is_file():
         raise FileNotFoundError(f"no published warehouse at {target}; run a load first")
+    if is_ducklake(target):
+        connection = duckdb.connect()
+        try:
+            attach_ducklake(connection, target, data_path=data_path, read_only=True)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
     return duckdb.connect(str(target), read_only=True)
 
 

@@ -30,7 +30,14 @@ import pyarrow.dataset as pads
 
 from transform.schemas import TableSpec
 from warehouse.crash import crash_point
-from warehouse.duck import ensure_private_dir, quote_ident, restrict_to_owner, scalar
+from warehouse.duck import (
+    LAKE_ALIAS,
+    attach_ducklake,
+    ensure_private_dir,
+    quote_ident,
+    restrict_to_owner,
+    scalar,
+)
 from warehouse.lake import LakeFile, LakeRoot, list_files, resolve_root
 from warehouse.merge import STAGE, merge_batch
 from warehouse.migrate import MIGRATIONS_DIR, VIEWS_DIR, migrate
@@ -38,17 +45,6 @@ from warehouse.publish import WarehousePaths, needs_publish, publish_snapshot, s
 
 _BATCH_VIEW = "_kitsync_lake_batch"
 _LEDGER_VIEW = "_kitsync_new_ledger"
-_LEDGER_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("table_name", pa.string()),
-        ("row_count", pa.int64()),
-        ("size_bytes", pa.int64()),
-        ("content_id", pa.string()),
-        ("action", pa.string()),
-        ("loaded_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -124,13 +120,12 @@ def load(
     ensure_private_dir(paths.directory)
     with writer_lock(paths.lock, timeout=lock_timeout):
         seed_writer(paths)
-        connection = duckdb.connect(str(paths.writer))
+        connection = open_writer(paths)
         try:
-            restrict_to_owner(paths.writer)
             changes = migrate(connection, specs, migrations_dir=migrations_dir, views_dir=views_dir)
             plans = _plan(connection, lake, specs)
             tables = _load_plans(connection, lake, plans) if plans else ()
-            connection.execute("CHECKPOINT")
+            checkpoint(connection, paths)
         finally:
             connection.close()
         published = publish and (bool(changes or tables) or needs_publish(paths))
@@ -145,6 +140,39 @@ def load(
         tables=tuple(tables),
         published=published,
     )
+
+
+def open_writer(paths: WarehousePaths) -> duckdb.DuckDBPyConnection:
+    """The loader's read-write connection to its private database (call under the writer lock).
+
+    Embedded: the writer file itself. DuckLake: an in-memory DuckDB with the writer's catalog attached as the
+    default database, new parquet files going to the shared data directory; statements are the same.
+    """
+    if not paths.is_lake:
+        connection = duckdb.connect(str(paths.writer))
+        restrict_to_owner(paths.writer)
+        return connection
+    ensure_private_dir(paths.data_dir)
+    connection = duckdb.connect()
+    try:
+        attach_ducklake(connection, paths.writer, data_path=paths.data_dir, read_only=False)
+    except BaseException:
+        connection.close()
+        raise
+    restrict_to_owner(paths.writer)
+    return connection
+
+
+def checkpoint(connection: duckdb.DuckDBPyConnection, paths: WarehousePaths) -> None:
+    """Fold the write-ahead log into the writer file, so the file alone is the committed state to publish.
+
+    On a DuckLake, `CHECKPOINT kitsync` would run the lake's maintenance (merging and rewriting data files);
+    only the catalog's own database is checkpointed here, and file upkeep is warehouse/maintenance.py's.
+    """
+    if paths.is_lake:
+        connection.execute(f"CHECKPOINT {quote_ident(f'__ducklake_metadata_{LAKE_ALIAS}')}")
+    else:
+        connection.execute("CHECKPOINT")
 
 
 def _plan(
@@ -200,7 +228,9 @@ def _load_plans(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plans: li
                     rows_after=int(count),
                 )
             )
-        connection.register(_LEDGER_VIEW, pa.Table.from_pylist(ledger, schema=_LEDGER_SCHEMA))
+        # The ledger's columns and types are declared once, in migrations/001_loaded_files.sql: the rows go in
+        # by name and DuckDB casts them to the declared types (a name the table lacks is an error).
+        connection.register(_LEDGER_VIEW, pa.Table.from_pylist(ledger))
         connection.execute(f"INSERT INTO loaded_files BY NAME SELECT * FROM {quote_ident(_LEDGER_VIEW)}")
         connection.unregister(_LEDGER_VIEW)
         crash_point("load-commit")  # every table merged, nothing committed

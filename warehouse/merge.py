@@ -21,6 +21,7 @@ depends on scan order. Keys are enforced here, not with PRIMARY KEY constraints,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -93,8 +94,12 @@ def _merge_history(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     target, stage, key = quote_ident(spec.name), quote_ident(STAGE), _key(spec)
     columns = spec.schema.names
     order = [_asc(spec.observed_at), *(_asc(c) for c in columns)]
-    held = f"SELECT {_list(columns, 't')} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same('t', 's', key)}"
-    if not _exists(connection, held) and not _any_repeated(connection, stage, key):
+    within, bounds = _within_batch_range(connection, key, "t")
+    held = (
+        f"SELECT {_list(columns, 't')} FROM {target} AS t SEMI JOIN {stage} AS s ON {_same('t', 's', key)} "
+        f"WHERE {within}"
+    )
+    if not _exists(connection, held, bounds) and not _any_repeated(connection, stage, key):
         # Every staged key is new (a first load, or events never seen): the batch is the winners as it is.
         connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {stage}")
         return
@@ -108,8 +113,9 @@ def _merge_history(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         columns,
         key,
         order,
+        params=bounds,
     )
-    _swap_in(connection, target, key, columns)
+    _swap_in(connection, target, key, columns, within, bounds)
 
 
 def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
@@ -117,6 +123,7 @@ def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     group, at = list(spec.replace_key), quote_ident(spec.observed_at)
     batch_at, held_at = quote_ident(_BATCH_AT), quote_ident(_HELD_AT)
     columns = spec.schema.names
+    within, bounds = _within_batch_range(connection, group, "t")
     # The groups this batch takes over: those where it is at least as new as what the warehouse holds.
     connection.execute(
         f"""
@@ -127,11 +134,13 @@ def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         held AS (
             SELECT {_list(group, "t")}, max(t.{at}) AS {held_at}
             FROM {target} AS t SEMI JOIN batch AS b ON {_same("t", "b", group)}
+            WHERE {within}
             GROUP BY {_list(group, "t")}
         )
         SELECT b.* FROM batch AS b LEFT JOIN held AS h ON {_same("b", "h", group)}
         WHERE h.{held_at} IS NULL OR b.{batch_at} >= h.{held_at}
-        """
+        """,
+        bounds,
     )
     batch_rows = f"""
         SELECT {_list(columns, "s")} FROM {stage} AS s
@@ -140,11 +149,13 @@ def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     held_rows = f"""
         SELECT {_list(columns, "t")} FROM {target} AS t
         JOIN {groups} AS g ON {_same("t", "g", group)} AND t.{at} = g.{batch_at}
+        WHERE {within}
     """
-    if not _exists(connection, held_rows) and not _any_repeated(connection, stage, _key(spec)):
+    delete = f"DELETE FROM {target} AS t USING {groups} AS g WHERE {_same('t', 'g', group)} AND {within}"
+    if not _exists(connection, held_rows, bounds) and not _any_repeated(connection, stage, _key(spec)):
         # The usual case: the warehouse holds no row of the groups' newest observations and no key repeats,
         # so the batch's newest rows per group are the winners as they are (no ranking, no temp copy).
-        connection.execute(f"DELETE FROM {target} AS t USING {groups} AS g WHERE {_same('t', 'g', group)}")
+        connection.execute(delete, bounds)
         connection.execute(f"INSERT INTO {target} BY NAME {batch_rows}")
         return
     _keep_first_per_key(
@@ -153,9 +164,35 @@ def _merge_replace(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         columns,
         _key(spec),
         [_asc(c) for c in columns],
+        params=bounds,
     )
-    connection.execute(f"DELETE FROM {target} AS t USING {groups} AS g WHERE {_same('t', 'g', group)}")
+    connection.execute(delete, bounds)
     connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {quote_ident(_WINNERS)}")
+
+
+def _within_batch_range(
+    connection: duckdb.DuckDBPyConnection, columns: Sequence[str], alias: str
+) -> tuple[str, list[Any]]:
+    """A filter on the target's rows that keeps every row the batch's keys can match: each key column between
+    the batch's least and greatest value (a column with a null in the batch is left unfiltered).
+
+    A join to the staged batch alone makes DuckDB read the whole target; constant bounds let it skip the row
+    groups (and on a DuckLake, the data files) whose min/max statistics lie outside them, so a batch of new
+    kits reads almost nothing of a large table. The filter only narrows what the join would discard.
+    """
+    stage = quote_ident(STAGE)
+    aggregates = ", ".join(
+        f"count(*) - count({quote_ident(c)}), min({quote_ident(c)}), max({quote_ident(c)})" for c in columns
+    )
+    row = connection.execute(f"SELECT {aggregates} FROM {stage}").fetchall()[0]
+    conditions, bounds = [], []
+    for index, column in enumerate(columns):
+        nulls, low, high = row[3 * index : 3 * index + 3]
+        if nulls or low is None:
+            continue
+        conditions.append(f"{alias}.{quote_ident(column)} BETWEEN ? AND ?")
+        bounds += [low, high]
+    return (" AND ".join(conditions) or "TRUE"), bounds
 
 
 def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
@@ -163,6 +200,7 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
     key, at, row_at = list(spec.primary_key), quote_ident(spec.observed_at), quote_ident(_ROW_AT)
     values = value_columns(spec)
     times = [quote_ident(f"_kitsync_at_{i}") for i in range(len(values))]
+    within, bounds = _within_batch_range(connection, key, "t")
     from_batch = [
         *(quote_ident(c) for c in key),
         f"{at} AS {row_at}",
@@ -190,9 +228,12 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         SELECT {", ".join(from_batch)} FROM {stage}
         UNION ALL
         SELECT {", ".join(from_held)}
-        FROM (SELECT t.* FROM {target} AS t SEMI JOIN {stage} AS s ON {_same("t", "s", key)}) AS t
+        FROM (
+            SELECT t.* FROM {target} AS t SEMI JOIN {stage} AS s ON {_same("t", "s", key)} WHERE {within}
+        ) AS t
         LEFT JOIN {side} AS o ON {_same("t", "o", key)}
-        """
+        """,
+        bounds,
     )
     merged = [
         *(quote_ident(c) for c in key),
@@ -210,13 +251,16 @@ def _merge_current(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> No
         SELECT {", ".join(merged)} FROM {quote_ident(_OBSERVATIONS)} GROUP BY {_list(key)}
         """
     )
-    _swap_in(connection, target, key, spec.schema.names)
+    _swap_in(connection, target, key, spec.schema.names, within, bounds)
+    side_within, side_bounds = _within_batch_range(connection, key, "o")
     side_columns = [
         *(quote_ident(c) for c in key),
         *(f"{t} AS {quote_ident(c)}" for c, t in zip(values, times, strict=True)),
     ]
     connection.execute(
-        f"DELETE FROM {side} AS o USING {quote_ident(_WINNERS)} AS w WHERE {_same('o', 'w', key)}"
+        f"DELETE FROM {side} AS o USING {quote_ident(_WINNERS)} AS w WHERE {_same('o', 'w', key)} "
+        f"AND {side_within}",
+        side_bounds,
     )
     connection.execute(
         f"INSERT INTO {side} BY NAME SELECT {', '.join(side_columns)} FROM {quote_ident(_WINNERS)}"
@@ -229,6 +273,8 @@ def _keep_first_per_key(
     columns: Sequence[str],
     key: Sequence[str],
     order: Sequence[str],
+    *,
+    params: list[Any] | None = None,
 ) -> None:
     """`_WINNERS` := the first candidate row per key in `order` (the candidates' SQL is a row source).
 
@@ -239,7 +285,7 @@ def _keep_first_per_key(
     collision merely takes the exact, slower path).
     """
     winners = quote_ident(_WINNERS)
-    connection.execute(f"CREATE TEMP TABLE {winners} AS {candidates}")
+    connection.execute(f"CREATE TEMP TABLE {winners} AS {candidates}", params)
     if not _any_repeated(connection, winners, key):
         return
     ranked = quote_ident(f"{_WINNERS}_ranked")
@@ -254,8 +300,8 @@ def _keep_first_per_key(
     connection.execute(f"ALTER TABLE {ranked} RENAME TO {winners}")
 
 
-def _exists(connection: duckdb.DuckDBPyConnection, rows: str) -> bool:
-    return bool(scalar(connection, f"SELECT EXISTS ({rows})"))
+def _exists(connection: duckdb.DuckDBPyConnection, rows: str, params: list[Any] | None = None) -> bool:
+    return bool(scalar(connection, f"SELECT EXISTS ({rows})", params))
 
 
 def _any_repeated(connection: duckdb.DuckDBPyConnection, table: str, key: Sequence[str]) -> bool:
@@ -269,12 +315,20 @@ def _any_repeated(connection: duckdb.DuckDBPyConnection, table: str, key: Sequen
     return bool(hashes.size > 1 and (hashes[1:] == hashes[:-1]).any())
 
 
-def _swap_in(
-    connection: duckdb.DuckDBPyConnection, target: str, key: Sequence[str], columns: Sequence[str]
+def _swap_in(  # noqa: PLR0917 - the target, its key and columns, and the bounds of the keys replaced
+    connection: duckdb.DuckDBPyConnection,
+    target: str,
+    key: Sequence[str],
+    columns: Sequence[str],
+    within: str,
+    bounds: list[Any],
 ) -> None:
-    """Replace the target's rows for the winners' keys by the winners (delete-then-insert: no key index)."""
+    """Replace the target's rows for the winners' keys by the winners (delete-then-insert: no key index);
+    `within` (on alias t) bounds the target's scan to the batch's key range (see _within_batch_range)."""
     winners = quote_ident(_WINNERS)
-    connection.execute(f"DELETE FROM {target} AS t USING {winners} AS w WHERE {_same('t', 'w', key)}")
+    connection.execute(
+        f"DELETE FROM {target} AS t USING {winners} AS w WHERE {_same('t', 'w', key)} AND {within}", bounds
+    )
     connection.execute(f"INSERT INTO {target} BY NAME SELECT {_list(columns)} FROM {winners}")
 
 

@@ -75,9 +75,18 @@ def migrate(
     migrations_dir: Path = MIGRATIONS_DIR,
     views_dir: Path = VIEWS_DIR,
 ) -> list[str]:
-    """Apply everything pending in one transaction; returns what changed (empty when already current)."""
+    """Apply everything pending in one transaction; returns what changed (empty when already current).
+
+    A warehouse brought up to exactly these specs, migrations and views before records their fingerprint,
+    and is then left alone without reading its catalog: listing a DuckLake's columns costs seconds (each
+    view is bound), which a load that changes little should not pay. Any change to a spec, a migration file,
+    a view file or DuckDB's version changes the fingerprint, and the full comparison runs.
+    """
     for spec in specs.values():
         check_spec(spec)
+    fingerprint = _fingerprint(specs, migrations_dir, views_dir)
+    if _held_fingerprint(connection) == fingerprint:
+        return []
     connection.begin()
     try:
         changes = _apply_sql_migrations(connection, migrations_dir)
@@ -93,11 +102,34 @@ def migrate(
                     columns,
                 )
         changes += _install_views(connection, views_dir)
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_fingerprint (digest VARCHAR NOT NULL)")
+        connection.execute("DELETE FROM schema_fingerprint")
+        connection.execute("INSERT INTO schema_fingerprint VALUES (?)", [fingerprint])
         connection.commit()
     except BaseException:
         connection.rollback()
         raise
     return changes
+
+
+def _fingerprint(specs: Mapping[str, TableSpec], migrations_dir: Path, views_dir: Path) -> str:
+    """A digest of everything migrate() brings a warehouse up to (the texts that decide its schema)."""
+    digest = hashlib.sha256(f"duckdb {duckdb.__version__}\n".encode())
+    for name in sorted(specs):
+        spec = specs[name]
+        fields = [(f.name, str(f.type), f.nullable) for f in spec.schema]
+        digest.update(repr((name, fields, spec.description, spec.merge, spec.primary_key)).encode())
+    for directory in (migrations_dir, views_dir):
+        for path in sorted(directory.glob("*.sql")) if directory.is_dir() else ():
+            digest.update(f"\n{directory.name}/{path.name}\n".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _held_fingerprint(connection: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        return scalar(connection, "SELECT max(digest) FROM schema_fingerprint")
+    except duckdb.CatalogException:
+        return None  # a warehouse never migrated by this code (new, or from before fingerprints)
 
 
 def table_ddl(name: str, schema: pa.Schema) -> str:
@@ -137,7 +169,8 @@ def _held_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, 
     held: dict[str, dict[str, str]] = {}
     for table, column, data_type in connection.execute(
         "SELECT table_name, column_name, data_type FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
+        "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal "
+        "ORDER BY table_name, column_index"
     ).fetchall():
         held.setdefault(table, {})[column] = data_type
     return held
@@ -157,9 +190,9 @@ def _sync_table(
         return [f"create table {name}"]
     undeclared = sorted(set(held) - set(schema.names))
     retyped = [
-        f"{field.name}: {held[field.name]} -> {_canonical(connection, duckdb_type(field.type))}"
+        f"{field.name}: {held[field.name]} -> {duckdb_type(field.type)}"
         for field in schema
-        if field.name in held and held[field.name] != _canonical(connection, duckdb_type(field.type))
+        if field.name in held and held[field.name] != duckdb_type(field.type)
     ]
     if undeclared or retyped:
         raise SchemaDriftError(
@@ -173,20 +206,6 @@ def _sync_table(
             connection.execute(f"ALTER TABLE {quote_ident(name)} ADD COLUMN {column}")
             changes.append(f"add column {name}.{field.name}")
     return changes
-
-
-_CANONICAL_TYPES: dict[str, str] = {}
-
-
-def _canonical(connection: duckdb.DuckDBPyConnection, type_text: str) -> str:
-    """DuckDB's own spelling of a type (TIMESTAMPTZ reads 'TIMESTAMP WITH TIME ZONE' in the catalog).
-
-    Remembered per process: the spelling depends only on DuckDB's version, and asking once per column of
-    every table made each load ~200 queries (most of a no-op reload's second).
-    """
-    if type_text not in _CANONICAL_TYPES:
-        _CANONICAL_TYPES[type_text] = str(scalar(connection, f"SELECT typeof(CAST(NULL AS {type_text}))"))
-    return _CANONICAL_TYPES[type_text]
 
 
 def _observation_schema(spec: TableSpec) -> pa.Schema:
@@ -229,7 +248,8 @@ def _install_views(connection: duckdb.DuckDBPyConnection, directory: Path) -> li
             raise MigrationError(f"view {name}.sql failed: {error}") from error
         exists = scalar(
             connection,
-            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?",
+            "SELECT count(*) FROM duckdb_views() "
+            "WHERE database_name = current_database() AND schema_name = 'main' AND view_name = ?",
             [name],
         )
         if not exists:

@@ -6,6 +6,13 @@ never touch the file the loader writes. The loader works on `.{name}-writer.duck
 fsync, rename over the published file. A rename is atomic, so a reader opens either the old snapshot or the
 new one, never a half-written file, and a reader that opened the old file keeps reading it (its inode lives
 on until it closes). The price is one file copy per load that changed something (~1 s per GB).
+
+A warehouse path ending in `.ducklake` is the scale-out warehouse: the same files, lock and publish step, but
+the copied file is a DuckLake catalog (metadata only: which parquet file holds which rows, snapshot by
+snapshot) and the data are immutable parquet files in `{name}.ducklake.files/`, written once by the load
+that added them and shared by the writer's and the published catalog. Publishing then copies kilobytes to
+a few megabytes whatever the warehouse's size, and a load writes only the files of what it changed
+(bench/scale.py has the figures).
 """
 
 from __future__ import annotations
@@ -21,9 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warehouse.crash import crash_point
-from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, restrict_to_owner
+from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, is_ducklake, restrict_to_owner
 
 _COPY_CHUNK = 16 * 1024 * 1024
+
+
+WAREHOUSE_FILES = {"embedded": "kitsync.duckdb", "ducklake": "kitsync.ducklake"}
+
+
+def warehouse_file(directory: str | os.PathLike[str], kind: str = "embedded") -> Path:
+    """The published warehouse's path in `directory` for a kind: the embedded single DuckDB file (the
+    default: one file an analyst opens with plain duckdb) or the DuckLake catalog (loads that cost what
+    they change, readers on other machines)."""
+    if kind not in WAREHOUSE_FILES:
+        raise ValueError(f"unknown warehouse kind {kind!r}: one of {', '.join(WAREHOUSE_FILES)}")
+    return Path(directory) / WAREHOUSE_FILES[kind]
 
 
 class WarehouseBusy(TimeoutError):  # noqa: N818 - the name flows and the CLI catch
@@ -47,6 +66,16 @@ class WarehousePaths:
     @property
     def writer(self) -> Path:
         return self.directory / f".{self.published.stem}-writer{self.published.suffix}"
+
+    @property
+    def is_lake(self) -> bool:
+        """A DuckLake catalog (data as parquet beside it) rather than the embedded single file."""
+        return is_ducklake(self.published)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where a DuckLake warehouse's parquet files live (immutable: loads only add files)."""
+        return self.directory / f"{self.published.name}.files"
 
     @property
     def lock(self) -> Path:

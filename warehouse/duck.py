@@ -131,17 +131,21 @@ def attach_ducklake(
     # No progress bar on stdout: a DuckLake query can take long enough to draw one; stdout is the caller's.
     connection.execute("SET enable_progress_bar = false")
     load_extension(connection, "ducklake")
+    target = quote_literal(f"ducklake:{catalog}")
+    connection.execute(
+        f"ATTACH {target} AS {quote_ident(LAKE_ALIAS)} ({_attach_options(data_path, read_only=read_only)})"
+    )
+    connection.execute(f"USE {quote_ident(LAKE_ALIAS)}")
+
+
+def _attach_options(data_path: str | os.PathLike[str] | None, *, read_only: bool) -> str:
+    """ATTACH's options for a DuckLake: the data path is the only value, and it is quoted."""
     options = ["READ_ONLY"] if read_only else ["DATA_INLINING_ROW_LIMIT 0"]
     if data_path is not None:
         options.append(f"DATA_PATH {quote_literal(str(data_path).rstrip('/') + '/')}")
-        if (
-            read_only
-        ):  # a reader's copy of the files (another machine, object storage) is not the writer's path
+        if read_only:  # a reader's copy of the files (elsewhere, object storage) is not the writer's path
             options.append("OVERRIDE_DATA_PATH TRUE")
-    connection.execute(
-        f"ATTACH {quote_literal(f'ducklake:{catalog}')} AS {quote_ident(LAKE_ALIAS)} ({', '.join(options)})"
-    )
-    connection.execute(f"USE {quote_ident(LAKE_ALIAS)}")
+    return ", ".join(options)
 
 
 def connect_readonly(

@@ -170,7 +170,8 @@ def checkpoint(connection: duckdb.DuckDBPyConnection, paths: WarehousePaths) -> 
     only the catalog's own database is checkpointed here, and file upkeep is warehouse/maintenance.py's.
     """
     if paths.is_lake:
-        connection.execute(f"CHECKPOINT {quote_ident(f'__ducklake_metadata_{LAKE_ALIAS}')}")
+        catalog_database = quote_ident(f"__ducklake_metadata_{LAKE_ALIAS}")
+        connection.execute(f"CHECKPOINT {catalog_database}")
     else:
         connection.execute("CHECKPOINT")
 

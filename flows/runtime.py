@@ -23,10 +23,12 @@ class DataPaths:
     """Where kitsync keeps its files under the data directory."""
 
     data_dir: Path
+    lake_uri: str | None = None  # KITSYNC_LAKE_URI: shared by every worker; None keeps it in data_dir
 
     @property
-    def lake(self) -> Path:
-        return self.data_dir
+    def lake(self) -> Path | str:
+        """The root of everything a run needs to carry on (lake, landing, backfill ledgers): machine-free."""
+        return self.lake_uri or self.data_dir
 
     @property
     def warehouse(self) -> Path:
@@ -34,8 +36,8 @@ class DataPaths:
         return self.data_dir / "warehouse" / "kitsync.duckdb"
 
     @property
-    def landing(self) -> Path:
-        return self.data_dir
+    def landing(self) -> Path | str:
+        return self.lake
 
 
 SECRET_FIELDS = (
@@ -63,7 +65,7 @@ async def run_settings() -> Settings:
 
 
 def data_paths(settings: Settings) -> DataPaths:
-    return DataPaths(settings.data_dir.absolute())
+    return DataPaths(settings.data_dir.absolute(), settings.lake_uri)
 
 
 def pseudonym_key(settings: Settings) -> bytes:

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KITSYNC_", extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="Where the lake, raw landing and DuckDB file live.")
+    lake_uri: str | None = Field(
+        None,
+        description="Root of the lake, webhook landing and run state shared by every worker: a local path or "
+        "s3://bucket/prefix (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, AWS_REGION). Default: the data directory (parquet under {data dir}/lake).",
+    )
     biomesight_base_url: str = Field(SANDBOX_URL, description="Biomesight host root (paths add /api/v1).")
     biomesight_client_id: str = Field(
         SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id."

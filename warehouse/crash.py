@@ -23,7 +23,7 @@ _passed: Counter[str] = Counter()
 def crash_hook(name: str) -> Callable[[], None] | None:
     """The function that dies at `name`, or None when this process is not asked to crash there: a writer
     binds it once, at import or construction, and calls it only when it is not None."""
-    if not _POINT or _POINT != name:
+    if not _POINT or name != _POINT:
         return None
     return lambda: crash_point(name)
 

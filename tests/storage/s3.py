@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import boto3
 
 ACCESS_KEY = "kitsync-test-access-key"
-SECRET_KEY = "kitsync-test-secret-key"  # noqa: S105 - moto accepts any credentials
+SECRET_KEY = "kitsync-test-secret-key"
 REGION = "us-east-1"
 
 

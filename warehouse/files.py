@@ -1,4 +1,4 @@
-"""Where kitsync's shared files live (a local directory or `s3://bucket/prefix`) and how to write them to write them.
+"""Where kitsync's shared files live (a local directory or `s3://bucket/prefix`), and how they are written.
 
 Every durable file kitsync shares between runs and machines (lake parquet, stored documents, webhook events,
 backfill ledgers) is written through `Store.put`: the whole object appears at once or not at all.

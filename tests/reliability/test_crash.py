@@ -160,7 +160,8 @@ def _assert_like_reference(bench: Bench, data_dir: Path, lake_uri: str | None = 
 
 # Where to die: (what is happening, KITSYNC_CRASH_AT). Counts are per process (both providers' flows run in
 # it, Biomesight first) and per durable file put (warehouse/files.py), so `lake-write:12` is the twelfth file,
-# half written, and `lake-renamed:9` falls between the files of Biomesight's results batch. The soak (KITSYNC_RELIABILITY_SOAK=1) adds more points.
+# half written, and `lake-renamed:9` falls between the files of Biomesight's results batch. The soak
+# (KITSYNC_RELIABILITY_SOAK=1) adds more points.
 SOAK = os.environ.get("KITSYNC_RELIABILITY_SOAK") == "1"
 _SOAK_ONLY = pytest.mark.skipif(not SOAK, reason="soak only (KITSYNC_RELIABILITY_SOAK=1)")
 CRASH_POINTS = [

@@ -13,18 +13,20 @@ leaves at most a local temporary file that `remove_debris` deletes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -38,7 +40,6 @@ PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
 SUFFIX = ".parquet"
 ROW_GROUP_ROWS = 1_000_000
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 COMPACTED_FROM_KEY = b"kitsync.compacted_from"
 LEAVES_KEY = b"kitsync.leaves"
 
@@ -81,13 +82,31 @@ class LakeFile:
 
 def partition_dir(spec: TableSpec, values: Mapping[str, Any], ingest_date: date | str) -> str:
     """The lake-relative directory of one partition: partition columns in declared order, then ingest_date."""
-    parts = [LAKE_DIR, spec.name]
-    for column in spec.partition_by:
-        if column not in values:
-            raise KeyError(f"partition of {spec.name} needs a value for {column!r}")
-        parts.append(f"{column}={encode_partition_value(values[column])}")
-    parts.append(f"ingest_date={_ingest_day(ingest_date)}")
-    return "/".join(parts)
+    day = date.fromisoformat(_ingest_day(ingest_date))
+    return f"{partition_prefix(spec, values)}/{_hive([('ingest_date', pa.date32(), day)])}"
+
+
+def partition_prefix(spec: TableSpec, values: Mapping[str, Any]) -> str:
+    """The lake-relative directory of a table's declared partition columns (above the ingest dates)."""
+    missing = [column for column in spec.partition_by if column not in values]
+    if missing:
+        raise KeyError(f"partition of {spec.name} needs a value for {missing[0]!r}")
+    columns = [(column, spec.schema.field(column).type, values[column]) for column in spec.partition_by]
+    return "/".join([LAKE_DIR, spec.name, *([_hive(columns)] if columns else [])])
+
+
+def _hive(columns: list[tuple[str, pa.DataType, Any]]) -> str:
+    """`col=value/...` as pyarrow's hive partitioning names it (URI-escaped values, so nothing in a value can
+    leave its directory; null as __HIVE_DEFAULT_PARTITION__): the names pyarrow and DuckDB read back."""
+    schema = pa.schema([pa.field(name, data_type) for name, data_type, _ in columns])
+    conditions = [
+        pc.field(name).is_null() if value is None else pc.field(name) == pa.scalar(value, data_type)
+        for name, data_type, value in columns
+    ]
+    directory, _ = pads.partitioning(schema, flavor="hive").format(
+        functools.reduce(operator.and_, conditions)
+    )
+    return str(directory)
 
 
 def write_table(
@@ -232,13 +251,6 @@ def _split_by_partition(
                 )
             mask = condition if mask is None else pc.and_(mask, condition)
         yield values, table.filter(mask)
-
-
-def encode_partition_value(value: Any) -> str:
-    if value is None:
-        return NULL_PARTITION
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    return quote(text, safe="")
 
 
 def _ingest_day(ingest_date: date | str) -> str:

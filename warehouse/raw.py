@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from transform.schemas import RAW_RESPONSES
-from warehouse.lake import LAKE_DIR, LakeRoot, encode_partition_value, list_files, resolve_root
+from warehouse.lake import LakeRoot, list_files, partition_prefix, resolve_root
 
 FILES_DIR = "files"
 
@@ -32,9 +32,7 @@ def latest_raw_responses(
 ) -> dict[str, Any]:
     """entity id -> the newest body fetched from `endpoint` (parsed JSON), for `entity_ids` or all."""
     lake = resolve_root(root)
-    prefix = (
-        f"{LAKE_DIR}/{RAW_RESPONSES.name}/provider={provider}/endpoint={encode_partition_value(endpoint)}/"
-    )
+    prefix = partition_prefix(RAW_RESPONSES, {"provider": provider, "endpoint": endpoint}) + "/"
     files = [f for f in list_files(lake, RAW_RESPONSES.name) if f.path.startswith(prefix)]
     if not files:
         return {}

@@ -228,8 +228,9 @@ def _write_atomically(
     content = sink.getvalue().to_pybytes()
     content_id = hashlib.sha256(content).hexdigest()[:32]
     final = f"{directory}/{prefix}{content_id}{SUFFIX}"
-    if not lake.exists(final):  # the same bytes already published (an identical batch, a retry): keep them
-        lake.put(final, content)
+    # Exclusive: when the same bytes are already published (an identical batch, a retry, another worker)
+    # they are kept. On an object store that is one conditional PUT (If-None-Match: *), no HEAD first.
+    lake.put(final, content, exclusive=True)
     return LakeFile(table=table_name, path=final, size_bytes=len(content), rows=rows.num_rows)
 
 

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import boto3
-
 ACCESS_KEY = "kitsync-test-access-key"
 SECRET_KEY = "kitsync-test-secret-key"
 REGION = "us-east-1"
@@ -42,6 +40,8 @@ class S3Server:
         }
 
     def client(self) -> object:
+        import boto3  # imported when a test uses the server, not by every test session
+
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,

@@ -10,9 +10,10 @@ backfill ledgers) is written through `Store.put`: the whole object appears at on
   (content-addressed for lake data, so a retried write lands on the same key), and an exclusive put is a
   conditional PUT (`If-None-Match: *`) that the store refuses when the key exists.
 
-S3-compatible stores are reached through s3fs (botocore reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-`AWS_ENDPOINT_URL`, `AWS_REGION`), wrapped as a pyarrow filesystem so parquet reads and writes go through the
-same client. Its listing cache is off: another machine's writes must be seen by the next listing.
+S3-compatible stores are configured by the standard variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_ENDPOINT_URL`, `AWS_REGION`): reads and listings go through pyarrow's S3 filesystem, puts through s3fs
+(botocore), whose conditional PUT pyarrow lacks. s3fs's listing cache is off: another machine's writes must be
+seen by the next listing.
 """
 
 from __future__ import annotations
@@ -154,7 +155,13 @@ def _object_root(uri: str) -> LakeRoot:
     if region:
         client["region_name"] = region
     store = s3fs.S3FileSystem(client_kwargs=client, **options)
-    filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(store))
+    # Reads, listings and deletes through pyarrow's own S3 client (C++, ~2.5x faster loads than pyarrow over
+    # s3fs on moto); puts through s3fs, which has the conditional PUT pyarrow's client lacks.
+    filesystem = pafs.S3FileSystem(
+        endpoint_override=endpoint,
+        region=region or "us-east-1",
+        check_directory_existence_before_creation=False,
+    )
     return LakeRoot(filesystem, uri.removeprefix("s3://"), object_store=store)
 
 

@@ -202,7 +202,7 @@ async def backfill(
         "reprocess_from_raw": reprocess_from_raw,
         "window_days": window_days,
     }
-    ledger = BackfillLedger(data_paths(settings).data_dir, backfill_key(parameters))
+    ledger = BackfillLedger(data_paths(settings).lake, backfill_key(parameters))
     if start_over:
         ledger.reset()
     done = ledger.done()

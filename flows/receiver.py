@@ -14,12 +14,12 @@ from starlette.applications import Starlette
 from extract.webhooks import create_webhook_app, server_config
 from flows.runtime import data_paths
 from flows.settings import Settings
-from warehouse.landing import WebhookLanding
+from warehouse.landing import open_landing
 
 
 def webhook_app(settings: Settings) -> Starlette:
     """The receiver for both partners, landing each accepted event durably under the data directory."""
-    store = WebhookLanding(data_paths(settings).landing)
+    store = open_landing(data_paths(settings).landing)
     return create_webhook_app(
         biomesight_token=settings.biomesight_webhook_token.get_secret_value(),
         gencove_secret=settings.gencove_webhook_secret.get_secret_value(),

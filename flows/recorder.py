@@ -76,6 +76,9 @@ class RunRecorder:
         # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
         # current content (a first run, or code that changed the vocabulary), so views never lack them and an
         # hourly run with nothing new writes nothing.
+        # This machine's warehouse is a cache of the lake: catch it up first, so the plan sees what runs on
+        # other workers landed (an empty data directory loads the whole lake once, then refetches nothing).
+        await self.load_warehouse()
         observed_at = datetime.now(UTC)
         paths = data_paths(self.settings)
         reference = {

@@ -28,10 +28,12 @@ class DataPaths:
 
     data_dir: Path
     warehouse_kind: str = "embedded"
+    lake_uri: str | None = None  # KITSYNC_LAKE_URI: shared by every worker; None keeps it in data_dir
 
     @property
-    def lake(self) -> Path:
-        return self.data_dir
+    def lake(self) -> Path | str:
+        """The root of everything a run needs to carry on (lake, landing, backfill ledgers): machine-free."""
+        return self.lake_uri or self.data_dir
 
     @property
     def warehouse(self) -> Path:
@@ -39,8 +41,8 @@ class DataPaths:
         return warehouse_file(self.data_dir / "warehouse", self.warehouse_kind)
 
     @property
-    def landing(self) -> Path:
-        return self.data_dir
+    def landing(self) -> Path | str:
+        return self.lake
 
 
 SECRET_FIELDS = (
@@ -68,7 +70,7 @@ async def run_settings() -> Settings:
 
 
 def data_paths(settings: Settings) -> DataPaths:
-    return DataPaths(settings.data_dir.absolute(), settings.warehouse)
+    return DataPaths(settings.data_dir.absolute(), settings.warehouse, settings.lake_uri)
 
 
 def pseudonym_key(settings: Settings) -> bytes:

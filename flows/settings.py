@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         description="The analysts' warehouse: one DuckDB file republished by copy after each load "
         "(embedded), or a DuckLake catalog with parquet data whose loads cost what they change (ducklake).",
     )
+    lake_uri: str | None = Field(
+        None,
+        description="Root of the lake, webhook landing and run state shared by every worker: a local path or "
+        "s3://bucket/prefix (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, AWS_REGION). Default: the data directory (parquet under {data dir}/lake).",
+    )
     biomesight_base_url: str = Field(SANDBOX_URL, description="Biomesight host root (paths add /api/v1).")
     biomesight_client_id: str = Field(
         SANDBOX_BIOMESIGHT_CLIENT_ID, description="Biomesight OAuth2 client id."

@@ -15,11 +15,11 @@ from flows.tally import RunTally
 from transform import transform_biomesight_statuses
 from transform.gencove import pushed_samples
 from warehouse.batches import write_tables
-from warehouse.landing import WebhookLanding
+from warehouse.landing import Landing, open_landing
 
 
-def landing(settings: Settings) -> WebhookLanding:
-    return WebhookLanding(data_paths(settings).landing)
+def landing(settings: Settings) -> Landing:
+    return open_landing(data_paths(settings).landing)
 
 
 def ingest_biomesight_events(settings: Settings) -> RunTally:

@@ -11,6 +11,7 @@ from hypothesis import settings as hypothesis_settings
 
 from sandbox.server import SandboxServer
 from tests.reliability.figures import FIGURES
+from tests.storage.s3 import S3Server, aws_environment, running_s3_server
 from tests.synced import SyncedWorld
 
 # Offline and quiet before Prefect is imported anywhere in the session.
@@ -47,6 +48,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("kitsync reliability figures")
     for line in FIGURES.lines():
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto's server mode) for this test process, with the AWS variables that
+    reach it exported, so clients built from the environment (as in production) find it."""
+    with running_s3_server() as server, aws_environment(server):
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,13 @@ import pyarrow as pa
 
 from transform.schemas import ALL_SPECS, TableSpec
 from warehouse.lake import LakeRoot, write_table
+from warehouse.state import DONE_TABLES
 
 # A crash can stop a batch between two of its files. Raw responses go first, so whatever else landed can be
-# reprocessed; the tables the planner reads to decide a kit's work is done (warehouse/state.py: statuses,
-# kits, deliverables, taxonomy, results) go last, so a batch cut short looks undone and the next run fetches
-# it again, rather than looking done with its scores or QC rows missing.
-_WRITE_ORDER = {
-    "raw_responses": 0,
-    **dict.fromkeys(("status_events", "kits", "deliverables", "taxonomy", "results"), 2),
-}
+# reprocessed; the tables the planner reads to decide a kit's work is done (warehouse.state.DONE_TABLES) go
+# last, so a batch cut short looks undone and the next run fetches it again, rather than looking done with
+# its scores or QC rows missing.
+_WRITE_ORDER = {"raw_responses": 0, **dict.fromkeys(DONE_TABLES, 2)}
 
 
 def write_tables(

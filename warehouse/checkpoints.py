@@ -1,7 +1,10 @@
 """Which windows of a backfill are done, so a backfill re-run after a failure resumes where it stopped.
 
 A backfill is identified by its parameters (the same form filled in again is the same backfill); its ledger is
-one small JSON file under `{data_dir}/state/backfills/`, rewritten atomically after each finished window.
+one small JSON file at `{lake root}/state/backfills/{key}.json`, rewritten whole after each finished window.
+It lives beside the lake (local disk or object storage), not in a machine's data directory, so a backfill
+re-run on another worker resumes too. One backfill runs at a time per key (Prefect's concurrency on the
+backfill deployment), so a plain overwrite is enough: no two writers race on one ledger.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir
+from warehouse.files import LakeRoot, resolve_root
+
+STATE_DIR = "state/backfills"
 
 
 def backfill_key(parameters: dict[str, Any]) -> str:
@@ -24,26 +28,17 @@ def backfill_key(parameters: dict[str, Any]) -> str:
 class BackfillLedger:
     """The finished windows of one backfill."""
 
-    def __init__(self, data_dir: Path, key: str) -> None:
-        self.path = Path(data_dir) / "state" / "backfills" / f"{key}.json"
+    def __init__(self, root: str | os.PathLike[str] | LakeRoot, key: str) -> None:
+        self.root = resolve_root(root)
+        self.path = f"{STATE_DIR}/{key}.json"
 
     def done(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        return set(json.loads(self.path.read_text()).get("done", []))
+        content = self.root.read(self.path)
+        return set() if content is None else set(json.loads(content).get("done", []))
 
     def mark_done(self, window: str) -> None:
-        self._write(sorted(self.done() | {window}))
+        done = sorted(self.done() | {window})
+        self.root.put(self.path, json.dumps({"done": done}).encode())
 
     def reset(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def _write(self, done: list[str]) -> None:
-        ensure_private_dir(self.path.parent)
-        temporary = self.path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY_FILE)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump({"done": done}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        self.root.delete(self.path)

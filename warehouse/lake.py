@@ -4,62 +4,48 @@ Layout: `{root}/lake/{table}/{col}={value}/.../ingest_date=YYYY-MM-DD/part-<id>.
 of its table's columns (partition columns included), so a file means the same thing wherever it is copied;
 the directories are there for pruning and for compaction. `<id>` is a hash of the file's bytes, so re-writing
 an identical batch (a retried flow, a crash before the caller recorded success) lands on the same name and
-can never duplicate rows. Files are written under a temporary dot-name in their final directory and renamed
-into place: readers and the loader only ever see `part-*` / `compact-*` names, so a crash leaves at most a
-temporary file that `remove_debris` deletes.
+can never duplicate rows. A file is serialized first, so its final key is known, and then put whole
+(`warehouse.files`): on local disk under a temporary dot-name renamed into place, on an object store
+(`s3://bucket/prefix`) as one PUT, which is all-or-nothing. The object under its content-addressed key is the
+commit, written last: readers and the loader only ever see complete `part-*` / `compact-*` files, so a crash
+leaves at most a local temporary file that `remove_debris` deletes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
+import operator
 import os
 import posixpath
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, BinaryIO
-from urllib.parse import quote
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from transform.schemas import TableSpec
-from warehouse.crash import crash_point
-from warehouse.duck import OWNER_ONLY_DIR, OWNER_ONLY_FILE
+from warehouse.files import TEMP_PREFIX, LakeRoot, resolve_root
+
+__all__ = ["LakeRoot", "resolve_root"]  # re-exported: callers name the root where they name the lake
 
 LAKE_DIR = "lake"
 PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
-TEMP_PREFIX = ".tmp-"
 SUFFIX = ".parquet"
 ROW_GROUP_ROWS = 1_000_000
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 COMPACTED_FROM_KEY = b"kitsync.compacted_from"
 LEAVES_KEY = b"kitsync.leaves"
 
 
 class LakeSchemaError(ValueError):
     """A batch does not have its table's declared schema: writing it would poison every later load."""
-
-
-@dataclass(frozen=True)
-class LakeRoot:
-    """A resolved lake root: the filesystem and the base path every lake path is relative to."""
-
-    filesystem: pafs.FileSystem
-    base: str
-
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.filesystem, pafs.LocalFileSystem)
-
-    def full(self, relative: str) -> str:
-        return posixpath.join(self.base, relative) if relative else self.base
 
 
 @dataclass(frozen=True)
@@ -94,26 +80,33 @@ class LakeFile:
         return self.name.startswith(COMPACT_PREFIX)
 
 
-def resolve_root(root: str | os.PathLike[str] | LakeRoot) -> LakeRoot:
-    """Local paths (absolute or relative) and URIs (`file://`, `s3://...`) name a lake root alike."""
-    if isinstance(root, LakeRoot):
-        return root
-    text = os.fspath(root)
-    if "://" not in text:
-        text = os.path.abspath(text)
-    filesystem, base = pafs.FileSystem.from_uri(text)
-    return LakeRoot(filesystem, base.rstrip("/") or "/")
-
-
 def partition_dir(spec: TableSpec, values: Mapping[str, Any], ingest_date: date | str) -> str:
     """The lake-relative directory of one partition: partition columns in declared order, then ingest_date."""
-    parts = [LAKE_DIR, spec.name]
-    for column in spec.partition_by:
-        if column not in values:
-            raise KeyError(f"partition of {spec.name} needs a value for {column!r}")
-        parts.append(f"{column}={encode_partition_value(values[column])}")
-    parts.append(f"ingest_date={_ingest_day(ingest_date)}")
-    return "/".join(parts)
+    day = date.fromisoformat(_ingest_day(ingest_date))
+    return f"{partition_prefix(spec, values)}/{_hive([('ingest_date', pa.date32(), day)])}"
+
+
+def partition_prefix(spec: TableSpec, values: Mapping[str, Any]) -> str:
+    """The lake-relative directory of a table's declared partition columns (above the ingest dates)."""
+    missing = [column for column in spec.partition_by if column not in values]
+    if missing:
+        raise KeyError(f"partition of {spec.name} needs a value for {missing[0]!r}")
+    columns = [(column, spec.schema.field(column).type, values[column]) for column in spec.partition_by]
+    return "/".join([LAKE_DIR, spec.name, *([_hive(columns)] if columns else [])])
+
+
+def _hive(columns: list[tuple[str, pa.DataType, Any]]) -> str:
+    """`col=value/...` as pyarrow's hive partitioning names it (URI-escaped values, so nothing in a value can
+    leave its directory; null as __HIVE_DEFAULT_PARTITION__): the names pyarrow and DuckDB read back."""
+    schema = pa.schema([pa.field(name, data_type) for name, data_type, _ in columns])
+    conditions = [
+        pc.field(name).is_null() if value is None else pc.field(name) == pa.scalar(value, data_type)
+        for name, data_type, value in columns
+    ]
+    directory, _ = pads.partitioning(schema, flavor="hive").format(
+        functools.reduce(operator.and_, conditions)
+    )
+    return str(directory)
 
 
 def write_table(
@@ -192,7 +185,7 @@ def compact(
     merged = merged.replace_schema_metadata({**(merged.schema.metadata or {}), **record})
     compacted = _write_atomically(lake, spec.name, directory, merged, COMPACT_PREFIX)
     for lake_file in inputs:
-        lake.filesystem.delete_file(lake.full(lake_file.path))
+        lake.delete(lake_file.path)
     return _with_compaction_record(lake, compacted)
 
 
@@ -210,7 +203,7 @@ def remove_debris(
             and now_ns - (info.mtime_ns or 0) >= min_age.total_seconds() * 1e9
         ):
             lake.filesystem.delete_file(info.path)
-            removed.append(_relative(lake, info.path))
+            removed.append(lake.relative(info.path))
     directories = {f.directory for f in _data_files(lake, table) if f.is_compacted}
     for directory in sorted(directories):
         removed.extend(_finish_interrupted_compactions(lake, table, directory))
@@ -225,92 +218,20 @@ def read_compaction_record(root: str | os.PathLike[str] | LakeRoot, lake_file: L
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-class _HashingSink(io.RawIOBase):
-    """Passes the parquet bytes through to the real stream while hashing them: the file's name is its hash."""
-
-    def __init__(self, raw: BinaryIO | pa.NativeFile) -> None:
-        super().__init__()
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self.digest.update(view)
-        self._raw.write(view)
-        crash_point("lake-write")  # mid-file: a temporary file holds part of a parquet file
-        return view.nbytes
-
-
 def _write_atomically(
     lake: LakeRoot, table_name: str, directory: str, rows: pa.Table, prefix: str
 ) -> LakeFile:
-    make_dirs(lake, directory)
-    temp = f"{directory}/{TEMP_PREFIX}{uuid.uuid4().hex}{SUFFIX}"
-    try:
-        content_id = _write_parquet(lake, temp, rows)
-    except BaseException:
-        _delete_quietly(lake, temp)
-        raise
+    """Serialize, name by content, and put the file whole (`LakeRoot.put`: rename locally, one PUT on an
+    object store). The name is the hash of the bytes, so the key is known before anything is stored."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    content = sink.getvalue().to_pybytes()
+    content_id = hashlib.sha256(content).hexdigest()[:32]
     final = f"{directory}/{prefix}{content_id}{SUFFIX}"
-    if _exists(lake, final):
-        # The same bytes are already published (an identical batch, or a retry after a crash): keep that file.
-        lake.filesystem.delete_file(lake.full(temp))
-    else:
-        _rename(lake, temp, final)
-        crash_point("lake-renamed")  # a batch's file is published, its siblings are not yet
-    size = lake.filesystem.get_file_info(lake.full(final)).size
-    return LakeFile(table=table_name, path=final, size_bytes=size, rows=rows.num_rows)
-
-
-def _write_parquet(lake: LakeRoot, relative: str, rows: pa.Table) -> str:
-    options: dict[str, Any] = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
-    if lake.is_local:
-        # Created owner-only from the first byte; fsync so the rename never publishes a file still in cache.
-        descriptor = os.open(lake.full(relative), os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE)
-        with os.fdopen(descriptor, "wb") as handle:
-            sink = _HashingSink(handle)
-            pq.write_table(rows, sink, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-    else:
-        with lake.filesystem.open_output_stream(lake.full(relative)) as stream:
-            sink = _HashingSink(stream)
-            pq.write_table(rows, sink, **options)
-    return sink.digest.hexdigest()[:32]
-
-
-def _rename(lake: LakeRoot, source: str, target: str) -> None:
-    """The commit point of a lake write: before it the file is invisible, after it complete."""
-    lake.filesystem.move(lake.full(source), lake.full(target))
-    if lake.is_local:
-        fsync_dir(lake.full(posixpath.dirname(target)))
-
-
-def make_dirs(lake: LakeRoot, directory: str) -> None:
-    if not lake.is_local:
-        lake.filesystem.create_dir(lake.full(directory), recursive=True)
-        return
-    # Create each missing level owner-only; directories someone else made (the root itself) are left alone.
-    path = lake.base
-    os.makedirs(path, mode=OWNER_ONLY_DIR, exist_ok=True)
-    for part in directory.split("/"):
-        path = posixpath.join(path, part)
-        try:
-            os.mkdir(path, OWNER_ONLY_DIR)
-        except FileExistsError:
-            continue
-        os.chmod(path, OWNER_ONLY_DIR)
-
-
-def fsync_dir(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    # Exclusive: when the same bytes are already published (an identical batch, a retry, another worker)
+    # they are kept. On an object store that is one conditional PUT (If-None-Match: *), no HEAD first.
+    lake.put(final, content, exclusive=True)
+    return LakeFile(table=table_name, path=final, size_bytes=len(content), rows=rows.num_rows)
 
 
 def _split_by_partition(
@@ -331,13 +252,6 @@ def _split_by_partition(
                 )
             mask = condition if mask is None else pc.and_(mask, condition)
         yield values, table.filter(mask)
-
-
-def encode_partition_value(value: Any) -> str:
-    if value is None:
-        return NULL_PARTITION
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    return quote(text, safe="")
 
 
 def _ingest_day(ingest_date: date | str) -> str:
@@ -376,13 +290,12 @@ def _schema_difference(spec: TableSpec, actual: pa.Schema) -> str:
 
 
 def _walk(lake: LakeRoot, table: str) -> list[pafs.FileInfo]:
-    selector = pafs.FileSelector(lake.full(f"{LAKE_DIR}/{table}"), recursive=True, allow_not_found=True)
-    return [info for info in lake.filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+    return lake.walk(f"{LAKE_DIR}/{table}")
 
 
 def _data_files(lake: LakeRoot, table: str) -> list[LakeFile]:
     files = [
-        LakeFile(table=table, path=_relative(lake, info.path), size_bytes=info.size or 0)
+        LakeFile(table=table, path=lake.relative(info.path), size_bytes=info.size or 0)
         for info in _walk(lake, table)
         if info.base_name.endswith(SUFFIX) and info.base_name.startswith((PART_PREFIX, COMPACT_PREFIX))
     ]
@@ -411,8 +324,8 @@ def _finish_interrupted_compactions(lake: LakeRoot, table: str, directory: str) 
         if not lake_file.is_compacted:
             continue
         for name in _with_compaction_record(lake, lake_file).replaces:
-            if name in present and name != lake_file.name and _exists(lake, present[name].path):
-                lake.filesystem.delete_file(lake.full(present[name].path))
+            if name in present and name != lake_file.name and lake.exists(present[name].path):
+                lake.delete(present[name].path)
                 removed.append(present[name].path)
     return removed
 
@@ -434,24 +347,6 @@ def _conform(table: pa.Table, spec: TableSpec) -> pa.Table:
         for field in spec.schema
     ]
     return pa.Table.from_arrays(columns, schema=spec.schema)
-
-
-def _exists(lake: LakeRoot, relative: str) -> bool:
-    return lake.filesystem.get_file_info(lake.full(relative)).type == pafs.FileType.File
-
-
-def _delete_quietly(lake: LakeRoot, relative: str) -> None:
-    try:
-        lake.filesystem.delete_file(lake.full(relative))
-    except (FileNotFoundError, OSError):
-        return
-
-
-def _relative(lake: LakeRoot, full_path: str) -> str:
-    base = lake.base.rstrip("/") + "/"
-    if not full_path.startswith(base):
-        raise ValueError(f"{full_path} is outside the lake root {lake.base}")
-    return full_path[len(base) :]
 
 
 def _content_id_of(name: str) -> str:

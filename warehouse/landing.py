@@ -10,6 +10,11 @@ Layout under `{root}/landing/webhooks/{provider}/`:
 
 The receiver answers 2xx only after `land` returned, so whatever the store lost in a crash was never
 acknowledged and the partner delivers it again.
+
+A lake on object storage (`s3://...`) lands events there instead (`ObjectLanding`, chosen by `open_landing`),
+so a receiver on one machine and syncs on others share one landing. An object store has no links or renames,
+but a conditional PUT (`If-None-Match: *`) is the same atomic claim-with-content: `events/{event_id}.json` is
+the event and its dedupe claim at once, and `consumed/{event_id}` marks it handed to a sync.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from transform.events import SAFE_EVENT_ID as _SAFE_NAME
+from warehouse.files import OWNER_ONLY_DIR, LakeRoot, fsync_dir, resolve_root, write_synced
 
 log = logging.getLogger(__name__)
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+DIR_MODE = OWNER_ONLY_DIR
 # Ids and provider names become file names: a strict alphabet keeps a hostile id from walking the tree.
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -60,7 +65,7 @@ class LandedEventRecord:
     kind: str
     received_at: datetime
     body: dict[str, Any]
-    path: Path
+    path: Path | str  # local: the file; object store: the key under the root
 
 
 def is_safe_name(name: str) -> bool:
@@ -103,7 +108,7 @@ class WebhookLanding:
             return False
         tmp = self._dir(provider, "tmp") / f"{event_id}.{uuid.uuid4().hex}.tmp"
         try:
-            _write_synced(tmp, content)
+            write_synced(tmp, content)
             os.link(tmp, marker)  # the claim: atomic, and only ever of complete, fsynced content
         except FileExistsError:
             tmp.unlink()
@@ -113,7 +118,7 @@ class WebhookLanding:
             raise
         # Claimed. If the claim's directory entry cannot be made durable, raise (503, the partner retries and
         # finds a duplicate); the linked tmp file stays for `pending` to file by date either way.
-        _fsync_dir(marker.parent)
+        fsync_dir(marker.parent)
         try:
             self._publish(tmp, provider, event_id, received_at)
         except OSError:
@@ -123,8 +128,8 @@ class WebhookLanding:
     def _publish(self, tmp: Path, provider: str, event_id: str, received_at: datetime) -> None:
         dated = self._dir(provider, received_at.date().isoformat())
         os.replace(tmp, dated / f"{event_id}.json")
-        _fsync_dir(dated)
-        _fsync_dir(tmp.parent)
+        fsync_dir(dated)
+        fsync_dir(tmp.parent)
 
     # --- consuming ----------------------------------------------------------------------------------------
 
@@ -171,7 +176,7 @@ class WebhookLanding:
             touched.update({source.parent, target_dir})
             moved += 1
         for directory in touched:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         return moved
 
     def is_landed(self, provider: str, event_id: str) -> bool:
@@ -225,27 +230,11 @@ def _checked(name: str) -> str:
     return name
 
 
-def _write_synced(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_record(path: Path) -> LandedEventRecord:
-    document = json.loads(path.read_bytes())
+    return _record(json.loads(path.read_bytes()), path)
+
+
+def _record(document: dict[str, Any], path: Path | str) -> LandedEventRecord:
     return LandedEventRecord(
         provider=document["provider"],
         event_id=document["event_id"],
@@ -254,3 +243,75 @@ def _read_record(path: Path) -> LandedEventRecord:
         body=document["body"],
         path=path,
     )
+
+
+class Landing(Protocol):
+    """What the receiver and the syncs use of a landing store, on local disk or object storage."""
+
+    def land(self, event: LandableEvent) -> bool: ...
+    def pending(self, provider: str) -> Iterator[LandedEventRecord]: ...
+    def mark_consumed(self, provider: str, event_ids: Iterable[str]) -> int: ...
+    def is_landed(self, provider: str, event_id: str) -> bool: ...
+
+
+def open_landing(root: str | os.PathLike[str] | LakeRoot) -> Landing:
+    """The landing store under a lake root: files on local disk, objects on an object store."""
+    resolved = resolve_root(root)
+    if resolved.is_local:
+        return WebhookLanding(Path(resolved.base))
+    return ObjectLanding(resolved)
+
+
+class ObjectLanding:
+    """Webhook events landed on an object store (see the module docstring for the layout)."""
+
+    def __init__(self, root: LakeRoot) -> None:
+        self.root = root
+        self.base = "landing/webhooks"
+
+    def land(self, event: LandableEvent) -> bool:
+        """Claim and write `event` in one conditional PUT; False if this provider already landed its id."""
+        provider, event_id = _checked(event.provider), _checked(event.event_id)
+        if event.received_at.tzinfo is None:
+            raise ValueError("received_at must be an aware UTC datetime")
+        document = {
+            "provider": provider,
+            "event_id": event_id,
+            "kind": event.kind,
+            "received_at": event.received_at.astimezone(UTC).isoformat(),
+            "body": event.body,
+        }
+        content = json.dumps(document, ensure_ascii=False, allow_nan=False, sort_keys=True).encode()
+        return self.root.put(self._event(provider, event_id), content, exclusive=True)
+
+    def pending(self, provider: str) -> Iterator[LandedEventRecord]:
+        """Landed events not yet marked consumed, oldest received first."""
+        provider = _checked(provider)
+        consumed = {info.base_name for info in self.root.walk(f"{self.base}/{provider}/consumed")}
+        records = []
+        for info in self.root.walk(f"{self.base}/{provider}/events"):
+            event_id = info.base_name.removesuffix(".json")
+            if event_id in consumed:
+                continue
+            key = self.root.relative(info.path)
+            content = self.root.read(key)
+            if content is not None:
+                records.append(_record(json.loads(content), key))
+        records.sort(key=lambda record: (record.received_at, record.event_id))
+        yield from records
+
+    def mark_consumed(self, provider: str, event_ids: Iterable[str]) -> int:
+        """Mark these events handed to a sync; unknown or already consumed ids are skipped. Returns marked."""
+        provider = _checked(provider)
+        marked = 0
+        for event_id in event_ids:
+            if not self.root.exists(self._event(provider, _checked(event_id))):
+                continue
+            marked += self.root.put(f"{self.base}/{provider}/consumed/{event_id}", b"", exclusive=True)
+        return marked
+
+    def is_landed(self, provider: str, event_id: str) -> bool:
+        return self.root.exists(self._event(_checked(provider), _checked(event_id)))
+
+    def _event(self, provider: str, event_id: str) -> str:
+        return f"{self.base}/{provider}/events/{event_id}.json"

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import posixpath
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from transform.schemas import RAW_RESPONSES
-from warehouse.duck import OWNER_ONLY_FILE
-from warehouse.lake import (
-    LAKE_DIR,
-    LakeRoot,
-    encode_partition_value,
-    fsync_dir,
-    list_files,
-    make_dirs,
-    resolve_root,
-)
+from warehouse.lake import LakeRoot, list_files, partition_prefix, resolve_root
 
 FILES_DIR = "files"
 
@@ -42,9 +32,7 @@ def latest_raw_responses(
 ) -> dict[str, Any]:
     """entity id -> the newest body fetched from `endpoint` (parsed JSON), for `entity_ids` or all."""
     lake = resolve_root(root)
-    prefix = (
-        f"{LAKE_DIR}/{RAW_RESPONSES.name}/provider={provider}/endpoint={encode_partition_value(endpoint)}/"
-    )
+    prefix = partition_prefix(RAW_RESPONSES, {"provider": provider, "endpoint": endpoint}) + "/"
     files = [f for f in list_files(lake, RAW_RESPONSES.name) if f.path.startswith(prefix)]
     if not files:
         return {}
@@ -83,22 +71,7 @@ class StoredFile:
 def store_file(
     root: str | os.PathLike[str] | LakeRoot, directory: str, name: str, content: bytes
 ) -> StoredFile:
-    """Write `content` to `{lake root}/files/{directory}/{name}` atomically (temp name, fsync, rename)."""
-    lake = resolve_root(root)
-    relative_dir = posixpath.join(FILES_DIR, directory)
-    make_dirs(lake, relative_dir)
-    final = posixpath.join(relative_dir, name)
-    temp = posixpath.join(relative_dir, f".tmp-{uuid.uuid4().hex}")
-    if lake.is_local:
-        descriptor = os.open(lake.full(temp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(lake.full(temp), lake.full(final))
-        fsync_dir(lake.full(relative_dir))
-    else:
-        with lake.filesystem.open_output_stream(lake.full(temp)) as stream:
-            stream.write(content)
-        lake.filesystem.move(lake.full(temp), lake.full(final))
+    """Write `content` to `{lake root}/files/{directory}/{name}`, all or nothing (`LakeRoot.put`)."""
+    final = posixpath.join(FILES_DIR, directory, name)
+    resolve_root(root).put(final, content)
     return StoredFile(final, len(content), hashlib.sha256(content).hexdigest())

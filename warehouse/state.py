@@ -19,17 +19,11 @@ import pyarrow as pa
 
 from warehouse.duck import connect_readonly, quote_ident
 
-# The planner reads these tables; before the first load they do not exist and the plan is empty.
-_REQUIRED_TABLES = (
-    "kits",
-    "sync_runs",
-    "status_events",
-    "status_map",
-    "results",
-    "taxonomy",
-    "deliverables",
-    "report_pdfs",
-)
+# The tables whose rows tell the planner a kit's work is done (polled, detailed, its results fetched). A batch
+# writes them last (warehouse/batches.py), so a batch cut short by a crash looks undone and is fetched again.
+DONE_TABLES = ("status_events", "kits", "deliverables", "taxonomy", "results", "report_pdfs")
+# Every table the planner reads; before the first load they do not exist and the plan is empty.
+_REQUIRED_TABLES = (*DONE_TABLES, "sync_runs", "status_map")
 
 
 @dataclass(frozen=True)

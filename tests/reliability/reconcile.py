@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sandbox.model import World, status_at
 from tests.flows.truth import our_samples, registered_kits, results_visible, sample_is_final
@@ -76,7 +76,7 @@ def contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return result
 
 
-def lake_contents(data_dir: Path) -> dict[str, set[str]]:
+def lake_contents(data_dir: Path | str) -> dict[str, set[str]]:
     """The distinct rows of each lake table (observation times and run records aside): what the lake says,
     whichever files say it. A batch written twice (before and after a crash) is the same content."""
     lake = resolve_root(data_dir)
@@ -91,16 +91,10 @@ def lake_contents(data_dir: Path) -> dict[str, set[str]]:
         columns = [c for c in spec.schema.names if c != spec.observed_at]
         rows: set[str] = set()
         for lake_file in list_files(lake, name):
-            table = _read_parquet(lake.full(lake_file.path)).select(columns)
+            table = pq.read_table(lake.full(lake_file.path), filesystem=lake.filesystem).select(columns)
             rows.update(map(repr, zip(*(table.column(c).to_pylist() for c in columns), strict=True)))
         result[name] = rows
     return result
-
-
-def _read_parquet(path: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
 
 
 @dataclass

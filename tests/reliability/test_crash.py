@@ -39,6 +39,7 @@ from tests.reliability.reconcile import (
     reconcile_content,
     record_figures,
 )
+from tests.storage.s3 import S3Server
 from warehouse.crash import CRASH_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,28 +53,29 @@ class Bench:
     reference: Path  # a copy of base after one uninterrupted sync
     root: Path
 
-    def env(self, data_dir: Path) -> dict[str, str]:
-        return {**sandbox_environment(self.server, data_dir), **FAST_RETRIES}
+    def env(self, data_dir: Path, lake_uri: str | None = None) -> dict[str, str]:
+        lake = {"KITSYNC_LAKE_URI": lake_uri} if lake_uri else {}
+        return {**sandbox_environment(self.server, data_dir), **FAST_RETRIES, **lake}
 
     def copy(self, name: str) -> Path:
         target = self.root / name
         shutil.copytree(self.base, target, symlinks=True)
         return target
 
-    def sync(self, data_dir: Path) -> list[dict[str, Any]]:
+    def sync(self, data_dir: Path, lake_uri: str | None = None) -> list[dict[str, Any]]:
         """A normal sync of both partners, in this process (the same flows the command runs)."""
         from flows.biomesight import sync_biomesight
         from flows.gencove import sync_gencove
 
-        with environment(self.env(data_dir)):
+        with environment(self.env(data_dir, lake_uri)):
             return [asyncio.run(sync_biomesight()), asyncio.run(sync_gencove())]
 
-    def command(self, data_dir: Path, **extra: str) -> subprocess.Popen[str]:
+    def command(self, data_dir: Path, lake_uri: str | None = None, **extra: str) -> subprocess.Popen[str]:
         """`kitsync sync` as its own process (PREFECT_API_URL is the session's server, so it starts none)."""
         return subprocess.Popen(
             [sys.executable, "-m", "flows.cli", "sync"],
             cwd=REPO,
-            env={**os.environ, **self.env(data_dir), **extra},
+            env={**os.environ, **self.env(data_dir, lake_uri), **extra},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -143,7 +145,7 @@ def test_the_content_reconciliation_finds_a_changed_a_lost_and_an_invented_row(
     assert report.count("unexpected") == 2
 
 
-def _assert_like_reference(bench: Bench, data_dir: Path) -> None:
+def _assert_like_reference(bench: Bench, data_dir: Path, lake_uri: str | None = None) -> None:
     found = duplicates(data_dir / WAREHOUSE)
     content = reconcile_content(bench.server.world, data_dir / WAREHOUSE)
     record_figures(content, found)
@@ -152,13 +154,14 @@ def _assert_like_reference(bench: Bench, data_dir: Path) -> None:
     expected, actual = contents(bench.reference / WAREHOUSE), contents(data_dir / WAREHOUSE)
     differing = [name for name in expected if expected[name] != actual[name]]
     assert not differing, {name: (len(expected[name]), len(actual[name])) for name in differing}
-    expected_lake, actual_lake = lake_contents(bench.reference), lake_contents(data_dir)
+    expected_lake, actual_lake = lake_contents(bench.reference), lake_contents(lake_uri or data_dir)
     assert [n for n in expected_lake if expected_lake[n] != actual_lake[n]] == []
 
 
 # Where to die: (what is happening, KITSYNC_CRASH_AT). Counts are per process (both providers' flows run in
-# it, Biomesight first), so `lake-write:12` is some chunks into the first batches and `lake-renamed:9` falls
-# between the files of Biomesight's results batch. The soak (KITSYNC_RELIABILITY_SOAK=1) adds more points.
+# it, Biomesight first) and per durable file put (warehouse/files.py), so `lake-write:12` is the twelfth file,
+# half written, and `lake-renamed:9` falls between the files of Biomesight's results batch. The soak
+# (KITSYNC_RELIABILITY_SOAK=1) adds more points.
 SOAK = os.environ.get("KITSYNC_RELIABILITY_SOAK") == "1"
 _SOAK_ONLY = pytest.mark.skipif(not SOAK, reason="soak only (KITSYNC_RELIABILITY_SOAK=1)")
 CRASH_POINTS = [
@@ -277,3 +280,51 @@ def test_two_syncs_at_once_with_an_analyst_reading_end_like_one(bench: Bench) ->
     assert reads > 5
     # Each provider ran once or twice; a second run at the same time stepped aside or found nothing new.
     _assert_like_reference(bench, data_dir)
+
+
+@dataclass
+class S3Bench:
+    """The crash bench with the lake on the S3-compatible server: a base lake prefix after the import."""
+
+    bench: Bench
+    s3: S3Server
+    base: Path
+    base_lake: str
+
+    def copy(self, name: str) -> tuple[Path, str]:
+        data_dir = self.bench.root / name
+        shutil.copytree(self.base, data_dir, symlinks=True)
+        lake_uri = self.s3.new_bucket()
+        self.s3.copy_prefix(self.base_lake, lake_uri)
+        return data_dir, lake_uri
+
+
+@pytest.fixture(scope="module")
+def s3_bench(bench: Bench, s3_server: S3Server) -> S3Bench:
+    base, base_lake = bench.root / "s3-base", s3_server.new_bucket()
+    with environment(bench.env(base, base_lake)):
+        _import_export(bench.server)
+    return S3Bench(bench=bench, s3=s3_server, base=base, base_lake=base_lake)
+
+
+# On object storage the points that matter are the commit's: a file half serialized (no PUT yet, so no object
+# at all) and a batch cut between two of its objects (each PUT whole, the batch's done-markers last).
+S3_CRASH_POINTS = [
+    pytest.param("lake-write:12", id="S3: before a PUT"),
+    pytest.param("lake-renamed:9", id="S3: between a results batch's objects"),
+]
+
+
+@pytest.mark.parametrize("point", S3_CRASH_POINTS)
+def test_a_sync_on_s3_killed_at_a_point_is_repaired_by_the_next_run(s3_bench: S3Bench, point: str) -> None:
+    data_dir, lake_uri = s3_bench.copy("s3-" + point.replace(":", "-"))
+    process = s3_bench.bench.command(data_dir, lake_uri, **{CRASH_AT: point})
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == -signal.SIGKILL, f"never reached {point}: {err[-2000:]}"
+    assert not [key for key in s3_bench.s3.keys(lake_uri) if "/.tmp-" in key]  # no partial object, ever
+
+    summaries = s3_bench.bench.sync(data_dir, lake_uri)
+
+    assert {s["state"] for s in summaries} == {"completed"}
+    _assert_like_reference(s3_bench.bench, data_dir, lake_uri)
+    FIGURES.add("crash_points", what="s3 " + point.split(":", maxsplit=1)[0])

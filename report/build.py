@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,9 @@ from report.cohorts import DEFAULT_DIMENSION, cohort_dimensions
 from report.data import ReportData, load_report_data
 from report.headlines import Headlines, compute_headlines
 from report.html import SECTIONS, render_page
+from warehouse.files import replace_durably
 
 # The page holds kit ids (stuck kits): readable by the account that made it, like the warehouse itself.
-REPORT_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -82,19 +81,9 @@ def render_report(
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader (a browser, a link in a Prefect
-    artifact) sees the old report or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REPORT_FILE_MODE)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """A reader (a browser, a link in a Prefect artifact) sees the old report or the new one, never half of
+    one: warehouse's one durable replace (owner-only, like everything kitsync writes)."""
+    replace_durably(path, text.encode("utf-8"))
 
 
 def write_report(

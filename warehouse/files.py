@@ -70,6 +70,21 @@ def write_synced(path: str | os.PathLike[str], content: bytes) -> None:
         os.close(descriptor)
 
 
+def replace_durably(path: str | os.PathLike[str], content: bytes) -> None:
+    """Replace `path` by `content` so a reader sees the old file or the new one, never half of one, and the
+    new one survives a power cut: a synced temporary file beside it, a rename, the directory synced."""
+    final = os.fspath(path)
+    directory = os.path.dirname(final) or "."
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, f".{os.path.basename(final)}.tmp-{uuid.uuid4().hex}")
+    try:
+        write_synced(temp, content)
+        os.replace(temp, final)
+    finally:
+        _unlink_quietly(temp)
+    fsync_dir(directory)
+
+
 @dataclass(frozen=True)
 class LakeRoot:
     """A resolved store root: the pyarrow filesystem, the base path every stored path is relative to, and

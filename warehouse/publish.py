@@ -29,6 +29,7 @@ from pathlib import Path
 
 from warehouse.crash import crash_point
 from warehouse.duck import OWNER_ONLY_FILE, ensure_private_dir, is_ducklake, restrict_to_owner
+from warehouse.files import fsync_dir
 
 _COPY_CHUNK = 16 * 1024 * 1024
 
@@ -169,7 +170,7 @@ def publish_snapshot(paths: WarehousePaths) -> None:
         os.replace(temporary, paths.published)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(paths.directory)
+    fsync_dir(paths.directory)
     descriptor = os.open(paths.marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY_FILE)
     with os.fdopen(descriptor, "w") as marker:
         marker.write(_writer_state(paths))
@@ -187,11 +188,3 @@ def _copy_durably(source: Path, target: Path) -> None:
         writer.flush()
         os.fsync(writer.fileno())
     restrict_to_owner(target)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

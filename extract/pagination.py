@@ -13,7 +13,7 @@ before, one that does not move the offset forward, or one pointing at another ho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ import httpx
 from extract.errors import IncompleteListing, MalformedResponse, PaginationLoop
 from extract.redaction import redact_url
 from extract.responses import json_payload, malformed
+from transform.values import parse_timestamp
 
 MAX_PAGE_SIZE = 200  # the largest page Gencove's own client asks for
 
@@ -211,7 +212,6 @@ class ModifiedCursor:
 
 def _modified_of(item: Any) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(str(item["modified"]))
+        return parse_timestamp(item["modified"])
     except (KeyError, TypeError, ValueError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

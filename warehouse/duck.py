@@ -13,8 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-OWNER_ONLY_FILE = 0o600
-OWNER_ONLY_DIR = 0o700
+from warehouse.files import OWNER_ONLY_DIR, OWNER_ONLY_FILE, make_private_dir
 
 
 def quote_ident(name: str) -> str:
@@ -82,7 +81,8 @@ def restrict_to_owner(path: Path) -> None:
 
 
 def ensure_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    """`path` and every level of it kitsync creates, owner-only (a first load may create the data dir)."""
+    make_private_dir(path)
     restrict_to_owner(path)
 
 

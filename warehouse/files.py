@@ -44,17 +44,30 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(descriptor)
 
 
-def make_private_dirs(base: str, relative: str) -> None:
-    """Create `base/relative`, each missing level owner-only; levels someone else made are left alone."""
-    os.makedirs(base, mode=OWNER_ONLY_DIR, exist_ok=True)
-    path = base
-    for part in relative.split("/") if relative else ():
-        path = posixpath.join(path, part)
+def make_private_dir(path: str | os.PathLike[str]) -> None:
+    """Create `path` with every missing level owner-only; levels someone else made are left alone.
+
+    Not `makedirs(mode=...)`: it gives only the last level that mode, the parents it creates get the umask's
+    (a data directory created that way is readable by everyone)."""
+    missing = []
+    current = os.path.abspath(os.fspath(path))
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
         try:
-            os.mkdir(path, OWNER_ONLY_DIR)
+            os.mkdir(directory, OWNER_ONLY_DIR)
         except FileExistsError:
             continue
-        os.chmod(path, OWNER_ONLY_DIR)  # mkdir's mode passes through the umask
+        os.chmod(directory, OWNER_ONLY_DIR)  # mkdir's mode passes through the umask
+
+
+def make_private_dirs(base: str, relative: str) -> None:
+    """Create `base/relative`, each missing level owner-only; levels someone else made are left alone."""
+    make_private_dir(posixpath.join(base, relative) if relative else base)
 
 
 def write_synced(path: str | os.PathLike[str], content: bytes) -> None:
@@ -75,7 +88,7 @@ def replace_durably(path: str | os.PathLike[str], content: bytes) -> None:
     new one survives a power cut: a synced temporary file beside it, a rename, the directory synced."""
     final = os.fspath(path)
     directory = os.path.dirname(final) or "."
-    os.makedirs(directory, exist_ok=True)
+    make_private_dir(directory)
     temp = os.path.join(directory, f".{os.path.basename(final)}.tmp-{uuid.uuid4().hex}")
     try:
         write_synced(temp, content)

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from transform.events import SAFE_EVENT_ID as _SAFE_NAME
-from warehouse.files import OWNER_ONLY_DIR, LakeRoot, fsync_dir, resolve_root, write_synced
+from warehouse.files import LakeRoot, fsync_dir, make_private_dirs, resolve_root, write_synced
 
 log = logging.getLogger(__name__)
 
-DIR_MODE = OWNER_ONLY_DIR
 # Ids and provider names become file names: a strict alphabet keeps a hostile id from walking the tree.
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -212,15 +211,7 @@ class WebhookLanding:
         path = self.base.joinpath(*parts)
         if path.is_dir():
             return path
-        self.root.mkdir(parents=True, exist_ok=True)
-        current = self.root
-        for part in ("landing", "webhooks", *parts):
-            current = current / part
-            try:
-                current.mkdir(mode=DIR_MODE)
-            except FileExistsError:
-                continue
-            current.chmod(DIR_MODE)  # mkdir's mode passes through the umask
+        make_private_dirs(str(self.root), "/".join(("landing", "webhooks", *parts)))
         return path
 
 

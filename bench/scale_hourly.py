@@ -1,6 +1,6 @@
 """Benchmark (issue 13, with bench/scale.py): hourly runs with the lake on object storage, and on two workers.
 
-Part 1, `--part s3`: an hourly run with the lake on a local S3-compatible server against the same run with the
+An hourly run with the lake on a local S3-compatible server against the same run with the
 lake on local disk. One sandbox world (its own process) and one Prefect server serve both; moto's S3 server
 runs in a process of its own too (`python -m moto.server`), so its CPU is not billed to kitsync's process,
 as a real object store's would not be. Each side gets its own data directory and a first sync (platform
@@ -8,7 +8,8 @@ export, Biomesight, Gencove; timed, reported without a goal). Then `--rounds` ti
 `--step-hours`, and the hourly run (Biomesight then Gencove) runs on each side at the same sandbox time, the
 side going first alternating. Goal: the median hourly run on S3 <= 1.3x the one on local disk.
 
-Part 2, `--part workers`: see bench/scale_workers.py (Prefect work-pool workers in subprocesses).
+The same hourly work on two workers against one: bench/scale_workers.py. A small load against the
+warehouse's size: bench/scale.py.
 
     .venv/bin/python bench/scale_hourly.py --kits 1000
     .venv/bin/python bench/scale_hourly.py --kits 300 --rounds 2 --json s3.json

@@ -1,4 +1,4 @@
-"""Benchmark (issue 13, with bench/scale.py): hourly runs with the lake on object storage, and on two workers.
+"""Benchmark (issue 13, with bench/scale.py): an hourly run with the lake on object storage vs local disk.
 
 An hourly run with the lake on a local S3-compatible server against the same run with the
 lake on local disk. One sandbox world (its own process) and one Prefect server serve both; moto's S3 server

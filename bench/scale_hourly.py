@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import statistics
 import subprocess
@@ -50,9 +51,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_ACCESS_LINE = re.compile(rb'"(?:GET|PUT|POST|HEAD|DELETE) ')
+
+
 @dataclass
 class S3Server:
     endpoint: str
+    log: Path
+
+    def requests(self) -> int:
+        """Requests the store has answered so far (lines of its access log)."""
+        return len(_ACCESS_LINE.findall(self.log.read_bytes()))
 
     def environment(self) -> dict[str, str]:
         """The standard AWS variables a deployment sets to reach its store."""
@@ -97,7 +106,7 @@ def s3_server(log: Path) -> Iterator[S3Server]:
             if time.monotonic() > deadline:
                 raise TimeoutError("moto's server did not start within 180 s")
             time.sleep(0.2)
-        yield S3Server(endpoint)
+        yield S3Server(endpoint, log)
     finally:
         process.terminate()
         try:
@@ -160,7 +169,9 @@ def measure_s3(args: Any) -> list[h.Figure]:
             box.advance(args.step_hours)
             order = SIDES if number % 2 == 0 else SIDES[::-1]
             for side in order:
+                before = store.requests()
                 runs[side].append(hourly_run(envs[side]))
+                runs[side][-1]["s3_requests"] = store.requests() - before
             print(
                 f"  round {number + 1}: " + ", ".join(f"{s} {runs[s][-1]['total']:.2f} s" for s in SIDES),
                 file=sys.stderr,
@@ -180,7 +191,14 @@ def measure_s3(args: Any) -> list[h.Figure]:
         kitsync_settings=", ".join(f"{k}={v}" for k, v in settings.items()),
     )
     h.table(
-        ["lake on", "first sync s", "hourly Biomesight s", "hourly Gencove s", "hourly run s (median)"],
+        [
+            "lake on",
+            "first sync s",
+            "hourly Biomesight s",
+            "hourly Gencove s",
+            "hourly run s (median)",
+            "S3 requests per hourly run",
+        ],
         [
             (
                 side,
@@ -188,6 +206,7 @@ def measure_s3(args: Any) -> list[h.Figure]:
                 median(side, "biomesight"),
                 median(side, "gencove"),
                 median(side, "total"),
+                round(median(side, "s3_requests")),
             )
             for side in SIDES
         ],

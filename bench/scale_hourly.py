@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -177,6 +178,9 @@ def measure_s3(args: Any) -> list[h.Figure]:
                 file=sys.stderr,
             )
 
+        if args.store_log is not None:
+            shutil.copyfile(store.log, args.store_log)
+
     def median(side: str, part: str) -> float:
         return statistics.median(r[part] for r in runs[side])
 
@@ -240,6 +244,9 @@ def main() -> None:
     parser = h.arguments(__doc__ or "", default_kits=1000)
     parser.add_argument("--rounds", type=int, default=3, help="hourly runs timed per side")
     parser.add_argument("--step-hours", type=float, default=1.0, help="sandbox clock step before each run")
+    parser.add_argument(
+        "--store-log", type=Path, default=None, help="keep moto's access log (every S3 request) in this file"
+    )
     args = parser.parse_args()
     h.write_figures(args.json, measure_s3(args))
 

@@ -31,8 +31,6 @@ FIGURE_KEYS = {"name", "kitsync", "baseline", "ratio", "goal", "met", "size"}
         ("hourly.py", ["--kits", "200"], "in flight (orders+kits)"),
         ("load.py", ["--kits", "20", "--batch-kits", "5"], "kitsync reload, lake unchanged"),
         ("memory.py", ["--kits", "10"], "peak RSS MiB"),
-        ("scale_hourly.py", ["--kits", "30", "--rounds", "1"], "hourly run s (median)"),
-        ("scale_workers.py", ["--kits", "30", "--rounds", "1"], "pair wall-clock s (median)"),
     ],
 )
 def test_script_prints_its_table(
@@ -44,7 +42,7 @@ def test_script_prints_its_table(
         env={**os.environ, "PREFECT_API_URL": prefect_api},
         capture_output=True,
         text=True,
-        timeout=900,  # scale_workers.py starts its own Prefect server, workers and a process per run
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -26,6 +26,28 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kitsync")
 _FIGURES_KEY = "kitsync_reliability_figures"
 
 
+# The suite's longest files (minutes each: real Prefect servers, workers, a busy-machine demo, kill-and-repair
+# runs), started first. `make test` runs with `--no-loadscope-reorder`: xdist would otherwise hand out files
+# by their number of tests, which starts these one- and two-test files last, as the whole suite's tail on one
+# core while the other idles (16 min instead of the sum over two cores).
+LONGEST_FIRST = (
+    "tests/flows/test_workers.py",
+    "tests/flows/test_schedule.py",
+    "tests/flows/test_first_run.py",
+    "tests/reliability/test_crash.py",
+    "tests/bench/test_bench_smoke.py",
+    "tests/reliability/test_machines.py",
+    "tests/report/test_report.py",
+    "tests/warehouse/test_readme_queries.py",
+    "tests/flows/test_dask.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable for the rest
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """In a pytest-xdist worker: hand this worker's reliability figures to the controller."""
     workeroutput = getattr(session.config, "workeroutput", None)

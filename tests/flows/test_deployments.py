@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def registered(prefect_api: str) -> dict[str, dict[str, Any]]:
     assert pool.returncode == 0, pool.stderr[-2000:]
     deployed = _prefect("--no-prompt", "deploy", "--all", api_url=prefect_api)
     assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-3000:]
-    found = httpx.post(f"{prefect_api}/deployments/filter", json={}, timeout=30).raise_for_status().json()
+    found = _post(f"{prefect_api}/deployments/filter", {}).raise_for_status().json()
     return {deployment["name"]: deployment for deployment in found}
 
 
@@ -103,6 +104,21 @@ def test_sync_forms_describe_their_parameters(registered: dict[str, dict[str, An
     assert all(field["description"] for field in (*gencove.values(), *biomesight.values()))
 
 
+def _retried(method: str, url: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    """One call to the test server, tried again on 503 as Prefect's own client does: its SQLite database
+    answers 503 when it stays locked under another test's burst of writes (a busy machine) and rolls back."""
+    for _ in range(5):
+        answer = httpx.request(method, url, json=body, timeout=60)
+        if answer.status_code != 503:
+            break
+        time.sleep(2)
+    return answer
+
+
+def _post(url: str, body: dict[str, Any]) -> httpx.Response:
+    return _retried("POST", url, body)
+
+
 def test_a_backfill_submitted_without_its_kits_is_refused_before_any_run_exists(
     registered: dict[str, dict[str, Any]], prefect_api: str
 ) -> None:
@@ -120,19 +136,19 @@ def test_a_backfill_submitted_without_its_kits_is_refused_before_any_run_exists(
         },
     }
     for what, parameters in refused.items():
-        answer = httpx.post(create, json={"parameters": parameters}, timeout=30)
+        answer = _post(create, {"parameters": parameters})
         assert answer.status_code == 409, (what, answer.status_code, answer.text)
         assert "Error creating flow run" in answer.json()["detail"], what
-    assert "'kits' is a required property" in httpx.post(create, json={}, timeout=30).json()["detail"]
+    assert "'kits' is a required property" in _post(create, {}).json()["detail"]
 
     runs = f"{prefect_api}/flow_runs/filter"
     of_backfill = {"deployments": {"id": {"any_": [deployment["id"]]}}}
-    assert httpx.post(runs, json=of_backfill, timeout=30).raise_for_status().json() == []
+    assert _post(runs, of_backfill).raise_for_status().json() == []
 
     # The same form with a choice made is accepted. Those runs are deleted at once: a worker of this session's
     # server (another test's) must never pick them up.
     for kits in ({"start_date": "2026-01-01", "end_date": "2026-01-31"}, {"kit_ids": ["BS1-AAAAA"]}):
-        created = httpx.post(create, json={"parameters": {"kits": kits}}, timeout=30)
+        created = _post(create, {"parameters": {"kits": kits}})
         assert created.status_code == 201, created.text
-        httpx.delete(f"{prefect_api}/flow_runs/{created.json()['id']}", timeout=30).raise_for_status()
+        _retried("DELETE", f"{prefect_api}/flow_runs/{created.json()['id']}").raise_for_status()
         assert created.json()["parameters"] == {**deployment["parameters"], "kits": kits}

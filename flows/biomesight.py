@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from prefect import flow, task
@@ -24,7 +25,7 @@ from flows.fanout import run_batch
 from flows.landing import land_result
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
-from flows.pipelining import chunks, pipelined, share_of_concurrency
+from flows.pipelining import Pipeline, chunks, share_of_concurrency
 from flows.progress import KITS, RESULTS
 from flows.recorder import RunRecorder
 from flows.runtime import async_biomesight_client, data_paths, run_settings
@@ -265,10 +266,6 @@ async def reprocess_batch(settings: Settings, order_ids: list[str], kit_ids: lis
     return tally
 
 
-def _unique(ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
-
-
 async def run_biomesight_sync(
     settings: Settings,
     plan: BiomesightPlan,
@@ -278,13 +275,50 @@ async def run_biomesight_sync(
     refetch_kits: Sequence[str] = (),
     fetch_pdf: bool = False,
 ) -> None:
-    """Poll the plan's orders and kits in batches, then fetch results for every kit that is ready; each
-    batch's counts go to `run` (which loads as the rows pile up)."""
+    """Poll the plan's orders and kits in batches and fetch results for every kit that is ready; each
+    batch's counts go to `run` (which loads as the rows pile up).
+
+    Results do not wait for the whole poll: as soon as a batch's worth of kits is known to be ready (the
+    plan's, then each poll batch's newly ready ones), a results batch goes ahead of the polls still waiting;
+    the rest once the last poll is in. Poll and results batches share the run's concurrency as
+    BATCHES_IN_FLIGHT batches (`Pipeline`), so the partner never sees more requests in flight than before.
+    """
     size = settings.batch_size
     share = share_of_concurrency(settings)
-    newly_ready: list[str] = []
-    entities = [("order", i) for i in plan.orders_to_poll] + [("kit", i) for i in plan.kits_to_poll]
+    # Kits first: their polls name the kits ready for results, whose batches then run beside the rest.
+    entities = [("kit", i) for i in plan.kits_to_poll] + [("order", i) for i in plan.orders_to_poll]
     run.expect(KITS, len(entities))
+    pipeline: Pipeline[BatchOutcome | RunTally] = Pipeline()
+    # kit -> the results formats it still needs a batch for, in the order the kits became known
+    formats = ("json", "csv", "pdf") if fetch_pdf else ("json", "csv")
+    pending: dict[str, set[str]] = {}
+    asked: dict[str, set[str]] = {}
+
+    def want(kits: Iterable[str], *wanted: str) -> None:
+        for kit in kits:
+            more = set(wanted) - asked.setdefault(kit, set())
+            if more:
+                asked[kit] |= more
+                pending.setdefault(kit, set()).update(more)
+
+    def fetch_results(*, all_known: bool = False) -> None:
+        """Queue results batches (ahead of the polls still waiting): full ones now, a short one once
+        `all_known` (every poll is in)."""
+        while len(pending) >= size or (all_known and pending):
+            batch = list(pending)[:size]
+            need = {kit: pending.pop(kit) for kit in batch}
+            run.expect(RESULTS, len(batch))
+            pipeline.add(
+                partial(
+                    run_batch,
+                    results_batch,
+                    share,
+                    [k for k in batch if "json" in need[k]],
+                    [k for k in batch if "csv" in need[k]],
+                    [k for k in batch if "pdf" in need[k]],
+                ),
+                first=True,
+            )
 
     async def poll(batch: list[tuple[str, str]]) -> BatchOutcome:
         orders = [i for kind, i in batch if kind == "order"]
@@ -294,29 +328,25 @@ async def run_biomesight_sync(
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
         return await run_batch(poll_batch, share, orders, kits, known, source)
 
-    async with aclosing(pipelined(chunks(entities, size), poll)) as polled:
-        async for outcome in polled:
-            await run.checkpoint(outcome.tally)
-            newly_ready.extend(outcome.newly_ready)
-    json_kits = _unique([*plan.kits_missing_results, *newly_ready, *refetch_kits])
-    csv_kits = _unique([*plan.kits_missing_taxonomy, *newly_ready, *refetch_kits])
-    pdf_kits = _unique([*plan.kits_missing_pdf, *newly_ready, *refetch_kits]) if fetch_pdf else []
-    wanted = _unique([*json_kits, *csv_kits, *pdf_kits])
-    json_set, csv_set, pdf_set = set(json_kits), set(csv_kits), set(pdf_kits)
-    run.expect(RESULTS, len(wanted))
-
-    async def fetch(batch: list[str]) -> RunTally:
-        return await run_batch(
-            results_batch,
-            share,
-            [k for k in batch if k in json_set],
-            [k for k in batch if k in csv_set],
-            [k for k in batch if k in pdf_set],
-        )
-
-    async with aclosing(pipelined(chunks(wanted, size), fetch)) as fetched:
-        async for batch_tally in fetched:
-            await run.checkpoint(batch_tally)
+    want(plan.kits_missing_results, "json")
+    want(plan.kits_missing_taxonomy, "csv")
+    if fetch_pdf:
+        want(plan.kits_missing_pdf, "pdf")
+    want(refetch_kits, *formats)
+    polls_left = 0
+    for batch in chunks(entities, size):
+        pipeline.add(partial(poll, batch))
+        polls_left += 1
+    fetch_results(all_known=not polls_left)
+    async with aclosing(pipeline.outcomes()) as outcomes:
+        async for outcome in outcomes:
+            if isinstance(outcome, BatchOutcome):
+                await run.checkpoint(outcome.tally)
+                want(outcome.newly_ready, *formats)
+                polls_left -= 1
+                fetch_results(all_known=not polls_left)
+            else:
+                await run.checkpoint(outcome)
 
 
 @flow(name="sync-biomesight", log_prints=True)

@@ -128,18 +128,25 @@ def _sync(args: argparse.Namespace) -> int:
         runs.append(lambda: sync_gencove(project_ids=args.project or None, load=not args.no_load))
     from flows.progress import shown_on_terminal
 
+    async def both() -> list[Any]:
+        # The partners are independent (each its own lock, request limit and client; the warehouse load
+        # has its own lock): both sync at once, and a first sync takes as long as the slower one, not the
+        # sum. One partner that cannot be used does not stop the other.
+        return await asyncio.gather(*(run() for run in runs), return_exceptions=True)
+
+    with shown_on_terminal():
+        outcomes = asyncio.run(both())
     failed = False
-    for run in runs:
-        try:
-            with shown_on_terminal():
-                summary = asyncio.run(run())
-        except RunCannotWork as error:
-            # This partner cannot be used now; the other one is independent of it, so it still syncs.
-            print(f"kitsync {args.command}: {error}", file=sys.stderr)
+    for outcome in outcomes:
+        if isinstance(outcome, RunCannotWork):
+            # This partner cannot be used now; the other one is independent of it, so it still synced.
+            print(f"kitsync {args.command}: {outcome}", file=sys.stderr)
             failed = True
-            continue
-        _print_summary(summary)
-        failed |= summary.get("state") == "failed"
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            _print_summary(outcome)
+            failed |= outcome.get("state") == "failed"
     return 1 if failed else 0
 
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -161,6 +161,16 @@ def _import_export(server: SandboxServer) -> dict[str, Any]:
         return asyncio.run(track_import(str(path)))
 
 
+async def _sync_both(*flows: Callable[[], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run the partners' syncs at once (as `kitsync sync` does): their summaries in order; the first error
+    is raised once every sync has ended (one partner's failure does not cut the other short)."""
+    outcomes = await asyncio.gather(*(flow() for flow in flows), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return list(outcomes)
+
+
 def simulate(
     server: SandboxServer,
     *,
@@ -168,8 +178,8 @@ def simulate(
     step: timedelta,
     on_round: Callable[[int, RoundReport], None] | None = None,
 ) -> list[RoundReport]:
-    """Run `rounds` rounds of (import the export, sync Biomesight, sync Gencove), moving the clock by `step`
-    after each but the last. Settings come from the environment (see `sandbox_environment`)."""
+    """Run `rounds` rounds of (import the export, sync Biomesight and Gencove at once), moving the clock by
+    `step` after each but the last. Settings come from the environment (see `sandbox_environment`)."""
     from flows.biomesight import sync_biomesight
     from flows.gencove import sync_gencove
 
@@ -177,8 +187,7 @@ def simulate(
     for number in range(1, rounds + 1):
         report = RoundReport(virtual_time=server.clock.now().isoformat(timespec="minutes"))
         report.summaries.append(_import_export(server))
-        report.summaries.append(asyncio.run(sync_biomesight()))
-        report.summaries.append(asyncio.run(sync_gencove()))
+        report.summaries.extend(asyncio.run(_sync_both(sync_biomesight, sync_gencove)))
         reports.append(report)
         if on_round is not None:
             on_round(number, report)

@@ -10,8 +10,10 @@ responses too, so a fixed transform can reprocess it without asking Gencove agai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from prefect import flow, task
@@ -22,9 +24,10 @@ from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
 from flows.fanout import run_batch
 from flows.landing import land_result
+from flows.limits import requests_in_flight
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
-from flows.pipelining import chunks
+from flows.pipelining import Pipeline, share_of_concurrency
 from flows.progress import RESULTS
 from flows.recorder import RunRecorder
 from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
@@ -115,50 +118,89 @@ async def list_project(
     *,
     source: str = "poll",
     created_window: tuple[date, date] | None = None,
+    on_final: Callable[[dict[str, str]], None] | None = None,
 ) -> tuple[RunTally, dict[str, str]]:
-    """Page one project's changed samples into the lake; return the tally and the samples now final."""
+    """Page one project's changed samples into the lake; return the tally and the samples now final.
+
+    `on_final` hears of each page's final samples (maybe none) as soon as the page has landed, so their
+    details can be fetched while the listing goes on. The customer reads of a page's in-flight samples run
+    beside the next pages (each keyset page waits only for the page before it), and all of them finish
+    before this returns.
+    """
     tally = RunTally()
     final: dict[str, str] = {}
     key = pseudonym_key(settings)
     cursor = ModifiedCursor(modified_after)
+    reads: list[asyncio.Future[None]] = []
+    # The customer reads leave one of the client's requests in flight to the pages: the next page never
+    # queues behind a burst of reads.
+    reads_gate = asyncio.Semaphore(max(1, requests_in_flight(settings, PROVIDER) - 1))
     async with async_gencove_client(settings) as client:
+
+        async def read_customers(unkeyed: list[str]) -> None:
+            result = await _sample_customers(client, unkeyed, key, source, reads_gate)
+            land_result(settings, result, tally)
+
         try:
-            async for page in _list_pages(client, project_id, created_window=created_window, cursor=cursor):
-                observed_at = datetime.now(UTC)
-                raw = [RawResponse(PROVIDER, listing_endpoint(project_id), sample_id_of(i), i) for i in page]
-                result = concat_results(
-                    (
-                        listing_tables(
-                            page, project_id=project_id, key=key, source=source, observed_at=observed_at
-                        ),
-                        transform_raw_responses(raw, observed_at=observed_at),
+            try:
+                async for page in _list_pages(
+                    client, project_id, created_window=created_window, cursor=cursor
+                ):
+                    _raise_failed(reads)  # a refused key met by a customer read stops the listing now
+                    observed_at = datetime.now(UTC)
+                    raw = [
+                        RawResponse(PROVIDER, listing_endpoint(project_id), sample_id_of(i), i) for i in page
+                    ]
+                    result = concat_results(
+                        (
+                            listing_tables(
+                                page, project_id=project_id, key=key, source=source, observed_at=observed_at
+                            ),
+                            transform_raw_responses(raw, observed_at=observed_at),
+                        )
                     )
+                    land_result(settings, result, tally)
+                    tally.kits_polled += len(page)
+                    triage = triage_gencove_listing(page, known)
+                    tally.status_changes += triage.status_changes
+                    now_final = dict.fromkeys(triage.final, project_id)
+                    final.update(now_final)
+                    unkeyed = [
+                        s for s in samples_without_customer_id(page) if s not in known and s not in final
+                    ]
+                    if unkeyed:
+                        reads.append(asyncio.ensure_future(read_customers(unkeyed)))
+                    if on_final is not None:
+                        on_final(now_final)
+            except Exception as error:
+                failure = record_failure(
+                    error,
+                    provider=PROVIDER,
+                    entity="project",
+                    entity_id=project_id,
+                    endpoint="project-samples",
+                    tally=tally,
                 )
-                land_result(settings, result, tally)
-                tally.kits_polled += len(page)
-                triage = triage_gencove_listing(page, known)
-                tally.status_changes += triage.status_changes
-                final.update(dict.fromkeys(triage.final, project_id))
-                unkeyed = [s for s in samples_without_customer_id(page) if s not in known and s not in final]
-                if unkeyed:
-                    land_result(settings, await _sample_customers(client, unkeyed, key, source), tally)
-        except Exception as error:
-            failure = record_failure(
-                error,
-                provider=PROVIDER,
-                entity="project",
-                entity_id=project_id,
-                endpoint="project-samples",
-                tally=tally,
-            )
-            if failure is not None:
-                land_result(
-                    settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
-                )
+                if failure is not None:
+                    land_result(
+                        settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
+                    )
+            await asyncio.gather(*reads)
+        finally:
+            for read in reads:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
     # how far the landed pages got, even when the listing then failed
     if created_window is None and cursor.newest is not None:
         tally.listed_through[project_id] = cursor.newest.isoformat()
     return tally, final
+
+
+def _raise_failed(reads: list[asyncio.Future[None]]) -> None:
+    """Raise the error of the first finished background read that failed (a refused key, a bug)."""
+    for read in reads:
+        if read.done() and not read.cancelled() and read.exception() is not None:
+            raise read.exception()  # type: ignore[misc]
 
 
 class DetailNotFinalError(Exception):
@@ -172,11 +214,23 @@ class DetailNotFinalError(Exception):
 
 
 async def _sample_customers(
-    client: AsyncGencoveClient, sample_ids: list[str], key: bytes, source: str
+    client: AsyncGencoveClient,
+    sample_ids: list[str],
+    key: bytes,
+    source: str,
+    gate: asyncio.Semaphore | None = None,
 ) -> TransformResult:
     """Customer keys of newly listed samples whose id is only in their metadata (the kit-ordering guide's
-    way), read once so in-flight samples count for their customer; final ones get it with their details."""
-    (answers,) = await fetch_each((sample_ids, client.get_sample_metadata))
+    way), read once so in-flight samples count for their customer; final ones get it with their details.
+    `gate` bounds how many of these reads are in flight (beside the client's own bound)."""
+
+    async def read(sample_id: str) -> Any:
+        if gate is None:
+            return await client.get_sample_metadata(sample_id)
+        async with gate:
+            return await client.get_sample_metadata(sample_id)
+
+    (answers,) = await fetch_each((sample_ids, read))
     # A failed read loses nothing: the metadata is read again with the sample's details once it is final.
     metadata = {s: a for s, a in zip(sample_ids, answers, strict=True) if not isinstance(a, Exception)}
     observed_at = datetime.now(UTC)
@@ -312,24 +366,70 @@ async def run_gencove_sync(
     extra_samples: dict[str, str] | None = None,
     list_projects: bool = True,
 ) -> None:
-    """List every project from its cursor, then fetch details of every final sample not fetched yet; each
-    batch's counts go to `run` (which loads as the rows pile up)."""
-    wanted: dict[str, str] = dict(plan.samples_missing_details)
+    """List every project from its cursor and fetch the details of every final sample not fetched yet; each
+    batch's counts go to `run` (which loads as the rows pile up).
+
+    Details do not wait for the listing: a batch starts as soon as a batch's worth of final samples is known
+    (from the plan, webhook pushes, or the pages listed so far), the rest when the listing ends. The listing
+    and the details batches share the run's concurrency as BATCHES_IN_FLIGHT batches do (`Pipeline`): the
+    partner is kept busy while the keyset listing walks its pages one after another.
+    """
+    size = settings.batch_size
+    share = share_of_concurrency(settings)
     overlap = timedelta(minutes=settings.gencove_cursor_overlap_minutes)
-    if list_projects:
-        for project_id in project_ids:
-            cursor = plan.cursors.get(project_id)
-            # quote(): Prefect would otherwise walk every entry of the map (every known sample) for each task
-            # (visit_collection, ~0.1 ms an entry); the task still receives the plain dict.
-            listed, final = await list_project(
-                settings, project_id, None if cursor is None else cursor - overlap, quote(plan.known)
-            )
-            await run.checkpoint(listed)
-            wanted.update({s: p for s, p in final.items() if s not in plan.details_fetched})
-    wanted.update(extra_samples or {})
-    run.expect(RESULTS, len(wanted))
-    for batch in chunks(sorted(wanted), settings.batch_size):
-        await run.checkpoint(await run_batch(details_batch, settings, batch))
+    pipeline: Pipeline[RunTally] = Pipeline()
+    scheduled: set[str] = set()
+    pending: list[str] = []
+
+    def fetch_details(samples: Iterable[str], *, all_known: bool = False) -> None:
+        """Queue details batches for samples not queued yet: full batches now, a short one once
+        `all_known` (no more samples will be named)."""
+        for sample_id in samples:
+            if sample_id not in scheduled:
+                scheduled.add(sample_id)
+                pending.append(sample_id)
+        while len(pending) >= size or (all_known and pending):
+            batch = pending[:size]
+            del pending[:size]
+            run.expect(RESULTS, len(batch))
+            pipeline.add(partial(run_batch, details_batch, share, batch))
+
+    known_before = {**plan.samples_missing_details, **(extra_samples or {})}
+
+    def listed_final(final: dict[str, str]) -> None:
+        # The samples known before the listing wait for its first page: a refused key or an unreachable
+        # partner then stops the run at its first request, not at one per batch started beside it.
+        fetch_details(known_before)
+        fetch_details(s for s in final if s not in plan.details_fetched)
+
+    async def listing(projects: list[str]) -> RunTally:
+        """One project's listing; the next project's is queued first when it ends, so each project's
+        tally (and so how far its listing got) is counted as soon as it is done."""
+        project_id, rest = projects[0], projects[1:]
+        cursor = plan.cursors.get(project_id)
+        # quote(): Prefect would otherwise walk every entry of the map (every known sample) for each task
+        # (visit_collection, ~0.1 ms an entry); the task still receives the plain dict.
+        listed, final = await list_project(
+            share,
+            project_id,
+            None if cursor is None else cursor - overlap,
+            quote(plan.known),
+            on_final=listed_final,
+        )
+        listed_final(final)
+        if rest:
+            pipeline.add(partial(listing, rest), first=True)
+        else:
+            fetch_details((), all_known=True)
+        return listed
+
+    if list_projects and project_ids:
+        pipeline.add(partial(listing, list(project_ids)))
+    else:
+        fetch_details(known_before, all_known=True)
+    async with aclosing(pipeline.outcomes()) as outcomes:
+        async for tally in outcomes:
+            await run.checkpoint(tally)
 
 
 @flow(name="sync-gencove", log_prints=True)

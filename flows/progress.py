@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TextIO
 
 from rich.console import Console
@@ -58,8 +59,13 @@ class TimeLeftColumn(ProgressColumn):
         return Text(f"{int(seconds) // 60}:{int(seconds) % 60:02d} left", style="progress.remaining")
 
 
+# The measures of the run whose code is running: `kitsync sync` runs both partners' flows at once in one event
+# loop, each in its own asyncio context, and each run's counts go to its own lines.
+_run_measures: ContextVar[dict[str, TaskID] | None] = ContextVar("kitsync_run_measures", default=None)
+
+
 class RunProgress:
-    """One line per measure of the current run; measures with a known total get a bar and the time left."""
+    """One line per measure of each run; measures with a known total get a bar and the time left."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -75,17 +81,24 @@ class RunProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def start_run(self, flow: str) -> None:
-        """A new run: its measures replace the previous run's (whose final counts stay on screen)."""
-        for task_id in self._tasks.values():
+        """A new run: its own measures (a finished run's final counts stay on screen). Runs one after another
+        in one context: the previous run's measures stop; runs at once: each counts on its own lines."""
+        previous = _run_measures.get()
+        for task_id in (previous or {}).values():
             self.progress.stop_task(task_id)
         self._tasks = {
             measure: self.progress.add_task(f"{flow}: {measure}", total=None)
             for measure in (KITS, RESULTS, ROWS)
         }
+        _run_measures.set(self._tasks)
+
+    def _measures(self) -> dict[str, TaskID]:
+        """The current run's measures (the latest run's, outside any run's context)."""
+        return _run_measures.get() or self._tasks
 
     def expect(self, measure: str, more: int) -> None:
         """`more` items of `measure` are now planned (a total known in parts, e.g. results after a poll)."""
-        task_id = self._tasks.get(measure)
+        task_id = self._measures().get(measure)
         if task_id is None or more <= 0:
             return
         task = self.progress.tasks[task_id]
@@ -98,8 +111,9 @@ class RunProgress:
             RESULTS: tally.results_fetched,
             ROWS: sum(tally.rows_written.values()),
         }
+        measures = self._measures()
         for measure, n in done.items():
-            task_id = self._tasks.get(measure)
+            task_id = measures.get(measure)
             if task_id is not None and n:
                 self.progress.advance(task_id, n)
 

@@ -19,7 +19,6 @@ from sandbox.accounts import GENCOVE_PROJECT_IDS
 from sandbox.server import SandboxServer
 from sandbox.world import generate_world
 from tests.flows.truth import our_samples, registered_kits, requests, results_visible, sample_is_final
-from warehouse.duck import connect_readonly
 
 ASKED, ANSWERED = "asked", "answered"
 
@@ -142,18 +141,24 @@ def test_results_of_ready_kits_are_asked_while_polling_goes_on(prefect_api: str,
 def test_kitsync_sync_runs_both_partners_at_once(prefect_api: str, tmp_path: Path) -> None:
     world = generate_world(seed=17, kits=60)
     data_dir = tmp_path / "data"
-    with SandboxServer(world) as server, environment(sandbox_environment(server, data_dir)):
+    # Biomesight's first kit status is held 8 s: one partner after the other, Gencove would not be asked
+    # anything until Biomesight's last answer.
+    with (
+        SandboxServer(world, faults=["biomesight.kit_status:slow:count=1,delay=8"]) as server,
+        environment(sandbox_environment(server, data_dir)),
+    ):
         assert _import_export(server)["state"] == "completed"
+        log = RequestLog(server)
         assert main(["sync"]) == 0
-    connection = connect_readonly(data_dir / "warehouse" / "kitsync.duckdb")
-    try:
-        rows = connection.execute(
-            "SELECT flow, started_at, finished_at FROM sync_runs WHERE state = 'completed'"
-        ).fetchall()
-        runs = {flow: (started, finished) for flow, started, finished in rows}
-    finally:
-        connection.close()
-    (bs_start, bs_end), (gc_start, gc_end) = runs["sync-biomesight"], runs["sync-gencove"]
-    # each run began before the other had ended: one after the other, one would start after the other's end
-    assert bs_start < gc_end
-    assert gc_start < bs_end
+        counts = server.request_counts()
+    biomesight_answers = [
+        i for i, (what, e) in enumerate(log.events) if what == ANSWERED and "biomesight." in e
+    ]
+    gencove_asks = [i for i, (what, e) in enumerate(log.events) if what == ASKED and "gencove." in e]
+    assert gencove_asks[0] < biomesight_answers[-1]
+    # and each partner's sync still asked for everything once (the sandbox's ground truth)
+    now = server.clock.now()
+    ready = {k.kit_id for k in registered_kits(world, now) if results_visible(k, now)}
+    assert requests(counts, "biomesight.results") == 2 * len(ready)
+    final = {s.sample_id for s in our_samples(world, now) if sample_is_final(s, now)}
+    assert requests(counts, "gencove.sample") == len(final)

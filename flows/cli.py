@@ -137,16 +137,17 @@ def _sync(args: argparse.Namespace) -> int:
     with shown_on_terminal():
         outcomes = asyncio.run(both())
     failed = False
+    unexpected = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, RunCannotWork)]
     for outcome in outcomes:
         if isinstance(outcome, RunCannotWork):
             # This partner cannot be used now; the other one is independent of it, so it still synced.
             print(f"kitsync {args.command}: {outcome}", file=sys.stderr)
             failed = True
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
+        elif not isinstance(outcome, BaseException):
             _print_summary(outcome)
             failed |= outcome.get("state") == "failed"
+    if unexpected:
+        raise unexpected[0]  # a bug or Ctrl-C: after the other partner's outcome was said
     return 1 if failed else 0
 
 

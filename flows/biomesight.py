@@ -16,6 +16,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from prefect import flow, task
@@ -305,7 +306,7 @@ async def run_biomesight_sync(
         """Queue results batches (ahead of the polls still waiting): full ones now, a short one once
         `all_known` (every poll is in)."""
         while len(pending) >= size or (all_known and pending):
-            batch = list(pending)[:size]
+            batch = list(islice(pending, size))
             need = {kit: pending.pop(kit) for kit in batch}
             run.expect(RESULTS, len(batch))
             pipeline.add(

@@ -39,11 +39,11 @@ def tracked(
         yield server, base
 
 
-def _sync_on_a_terminal(env: dict[str, str]) -> tuple[int, str]:
-    """`kitsync sync --provider biomesight` with stdout and stderr on a pseudo-terminal; all it drew."""
+def _sync_on_a_terminal(env: dict[str, str], provider: str = "biomesight") -> tuple[int, str]:
+    """`kitsync sync --provider PROVIDER` with stdout and stderr on a pseudo-terminal; all it drew."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "sync", "--provider", "biomesight"],
+    process = subprocess.Popen(  # noqa: S603 - our own command, a provider name from the test
+        [sys.executable, "-m", "flows.cli", "sync", "--provider", provider],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -88,6 +88,28 @@ def test_progress_is_drawn_on_a_terminal(tracked: tuple[SandboxServer, Path], tm
     assert any(f" {polled}/{polled} " in line and "/s" in line for line in kits), kits[-3:]
     assert any(line.startswith("sync-biomesight: results fetched") for line in lines)
     assert any(line.startswith("sync-biomesight: rows written") for line in lines)
+
+
+def test_both_partners_syncing_at_once_each_count_on_their_own_lines(
+    tracked: tuple[SandboxServer, Path], tmp_path: Path
+) -> None:
+    server, base = tracked
+    data_dir = tmp_path / "data"
+    shutil.copytree(base, data_dir, symlinks=True)
+    env = {**os.environ, **sandbox_environment(server, data_dir), "COLUMNS": "160"}
+
+    status, drawn = _sync_on_a_terminal(env, provider="all")
+
+    assert status == 0, drawn[-3000:]
+    lines = [line for line in drawn.replace("\r", "\n").splitlines() if BAR in line]
+    for flow in ("sync-biomesight", "sync-gencove"):
+        # this run's own summary: from its "<flow>: completed" line to the next run's
+        summary = drawn.split(f"{flow}: completed", 1)[1].split("sync-", 1)[0]
+        polled = _polled(summary)
+        assert polled > 0
+        kits = [line for line in lines if line.startswith(f"{flow}: kits polled")]
+        # its own count (Gencove's total is not known ahead: "N/?"), not the two runs' counts summed
+        assert any(f" {polled}/" in line for line in kits), (flow, polled, kits[-3:])
 
 
 def test_nothing_is_drawn_when_the_output_is_not_a_terminal(

@@ -187,8 +187,11 @@ def hourly_round(
     bare_seconds = time.perf_counter() - started
     bare_requests = box.requests_total("biomesight.") - box.requests_total("biomesight.token")
     box.reset_request_counts()
+    published = data_dir / "warehouse" / "kitsync.duckdb"
+    before = published.stat()
     with h.environment(env), h.profiled(profile):
         run = h.timed(lambda: asyncio.run(sync_biomesight()))
+    after = published.stat()
     counts = box.request_counts()
     return {
         "in_flight": len(plan.orders_to_poll) + len(plan.kits_to_poll),
@@ -197,6 +200,9 @@ def hourly_round(
         "bare_requests": bare_requests,
         "seconds": run.seconds,
         "requests": sum(sum(s.values()) for e, s in counts.items() if e != "biomesight.token"),
+        "token_requests": sum(counts.get("biomesight.token", {}).values()),
+        "loads": run.value.get("warehouse_loads", 0),
+        "published": (before.st_ino, before.st_mtime_ns) != (after.st_ino, after.st_mtime_ns),
         "results_requests": sum(counts.get("biomesight.results", {}).values()),
         "status_changes": run.value.get("status_changes", 0),
         "state": run.value.get("state"),
@@ -306,7 +312,8 @@ def main() -> None:
         print(
             f"{name}: {claim}: {'met' if result.met else 'NOT met'}; "
             f"requests {r['requests']:,} = in flight {r['in_flight']:,} + results {r['results_requests']:,}; "
-            f"same as bare loop: {same}"
+            f"same as bare loop: {same}; token requests {r['token_requests']}; warehouse loads {r['loads']}; "
+            f"published: {'yes' if r['published'] else 'no'}"
         )
     h.write_figures(args.json, figures)
 

@@ -339,7 +339,7 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
         ) as run:
             run.final_load = load
             run.report = True
-            run.quiet_runs_load = False
+            run.load_when_quiet = False
             run.tally += ingest_biomesight_events(settings)
             await run.catch_up()
             plan = biomesight_plan(data_paths(settings).warehouse, with_pdf=want_pdf)

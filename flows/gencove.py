@@ -350,7 +350,7 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
         ) as run:
             run.final_load = load
             run.report = True
-            run.quiet_runs_load = False
+            run.load_when_quiet = False
             # Pending pushes land nothing before planning (they name samples to ask about): the recorder's
             # catch-up load (only when files wait) is all the plan needs. One client for every batch here.
             pushed, event_ids = pending_gencove_samples(settings)

@@ -7,7 +7,7 @@ reference tables (status map, stages) the warehouse lacks.
 
 A completed sync that landed nothing but its own sync_runs row skips the final load, and with it the publish
 (a copy of the whole warehouse file): the row waits in the lake and the next load that has anything else to
-do loads and publishes it (`quiet_runs_load`). A run that failed, or could not read everything, loads and
+do loads and publishes it (`load_when_quiet`). A run that failed, or could not read everything, loads and
 publishes at once: the warehouse says at once what Prefect says.
 """
 
@@ -92,7 +92,7 @@ class RunRecorder:
         self._unpublished_load = False  # a load committed what no publish has shown analysts yet
         # Hourly syncs turn this off: a completed run that landed nothing but its sync_runs row skips the
         # final load and its publish (the row is loaded by the next load with anything else to do).
-        self.quiet_runs_load = True
+        self.load_when_quiet = True
 
     async def __aenter__(self) -> Self:
         freeze_startup_objects()  # a flow run starts: what is alive now is the process's long-lived core
@@ -118,7 +118,6 @@ class RunRecorder:
         # current content (a first run, or code that changed the vocabulary), so views never lack them and an
         # hourly run with nothing new writes nothing.
         observed_at = datetime.now(UTC)
-        paths = data_paths(self.settings)
         reference = {
             "status_map": status_map_table(observed_at),
             "lifecycle_stages": lifecycle_stages_table(observed_at),
@@ -179,7 +178,7 @@ class RunRecorder:
         self._record(state, counts, finished_at)
         # A run stopped by an unusable partner broke nothing here: it still publishes what it landed and its
         # own failed sync_runs row, so the warehouse says at once what Prefect says.
-        quiet = exc is None and not self.quiet_runs_load and self._landed_only_its_record()
+        quiet = exc is None and not self.load_when_quiet and self._landed_only_its_record()
         if quiet:
             self.summary_extra["final_load"] = "skipped: the run landed nothing but its sync_runs row"
         if (exc is None or blocked is not None) and self.final_load and not quiet:

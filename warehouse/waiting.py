@@ -53,4 +53,3 @@ def files_waiting(
         if spec.name not in ignore
         for lake_file in list_files(lake, spec.name)
     )
-

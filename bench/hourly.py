@@ -17,6 +17,8 @@ poll per tracked sample.
     .venv/bin/python bench/hourly.py --kits 100000
     .venv/bin/python bench/hourly.py --kits 20000 --latency-ms 100     # partners 100 ms away
 
+`--profile out.txt` profiles both timed runs (the second into `out-changed.txt`).
+
 With `--latency-ms N` every partner endpoint answers N ms late during the timed runs (the setup runs without),
 and the bare loop keeps kitsync's concurrency limit in flight; the goal is then kitsync >= 0.9x the bare
 loop's speed (its seconds over kitsync's), not the <= 1.2x cost ratio.
@@ -182,21 +184,32 @@ def hourly_round(
 
     plan = biomesight_plan(data_dir / "warehouse" / "kitsync.duckdb")
     box.reset_request_counts()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     asyncio.run(bare_poll(box.base_url, plan.orders_to_poll, plan.kits_to_poll, limit))
     bare_seconds = time.perf_counter() - started
+    bare_cpu = time.process_time() - cpu
     bare_requests = box.requests_total("biomesight.") - box.requests_total("biomesight.token")
     box.reset_request_counts()
+    published = data_dir / "warehouse" / "kitsync.duckdb"
+    before = published.stat()
+    cpu = time.process_time()
     with h.environment(env), h.profiled(profile):
         run = h.timed(lambda: asyncio.run(sync_biomesight()))
+    kitsync_cpu = time.process_time() - cpu
+    after = published.stat()
     counts = box.request_counts()
     return {
         "in_flight": len(plan.orders_to_poll) + len(plan.kits_to_poll),
         "in_flight_kits": len(plan.kits_to_poll),
         "bare_seconds": bare_seconds,
+        "bare_cpu": bare_cpu,
+        "cpu": kitsync_cpu,
         "bare_requests": bare_requests,
         "seconds": run.seconds,
         "requests": sum(sum(s.values()) for e, s in counts.items() if e != "biomesight.token"),
+        "token_requests": sum(counts.get("biomesight.token", {}).values()),
+        "loads": run.value.get("warehouse_loads", 0),
+        "published": (before.st_ino, before.st_mtime_ns) != (after.st_ino, after.st_mtime_ns),
         "results_requests": sum(counts.get("biomesight.results", {}).values()),
         "status_changes": run.value.get("status_changes", 0),
         "state": run.value.get("state"),
@@ -237,7 +250,8 @@ def main() -> None:
             box.add_latency(args.latency_ms)
         unchanged = hourly_round(box, data_dir, env, args.profile, limit)
         box.advance(step)
-        changed = hourly_round(box, data_dir, env, limit=limit)
+        again = None if args.profile is None else args.profile.with_stem(f"{args.profile.stem}-changed")
+        changed = hourly_round(box, data_dir, env, again, limit=limit)
 
     h.header(
         "hourly: Biomesight hourly runs over many tracked kits",
@@ -306,7 +320,9 @@ def main() -> None:
         print(
             f"{name}: {claim}: {'met' if result.met else 'NOT met'}; "
             f"requests {r['requests']:,} = in flight {r['in_flight']:,} + results {r['results_requests']:,}; "
-            f"same as bare loop: {same}"
+            f"same as bare loop: {same}; token requests {r['token_requests']}; warehouse loads {r['loads']}; "
+            f"client CPU {r['cpu']:.2f} s (bare loop {r['bare_cpu']:.2f} s); "
+            f"published: {'yes' if r['published'] else 'no'}"
         )
     h.write_figures(args.json, figures)
 

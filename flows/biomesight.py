@@ -29,7 +29,7 @@ from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.pipelining import Pipeline, chunks, share_of_concurrency
 from flows.progress import KITS, RESULTS
 from flows.recorder import RunRecorder
-from flows.runtime import async_biomesight_client, data_paths, run_settings
+from flows.runtime import async_biomesight_client, data_paths, run_clients, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import ingest_biomesight_events
@@ -363,15 +363,19 @@ async def sync_biomesight(load: bool = True, fetch_pdf: bool | None = None) -> d
     parameters = {"load": load, "fetch_pdf": want_pdf}
 
     async def work() -> dict[str, Any]:
+        # The webhook events land first, so one catch-up load (only when something waits) covers them and
+        # what other workers landed; one client (one token) serves every batch run in this process.
         async with RunRecorder(
-            settings, flow="sync-biomesight", provider=PROVIDER, parameters=parameters
+            settings, flow="sync-biomesight", provider=PROVIDER, parameters=parameters, catch_up=False
         ) as run:
             run.final_load = load
             run.report = True
+            run.load_when_quiet = False
             run.tally += ingest_biomesight_events(settings)
-            await run.load_warehouse()
+            await run.catch_up()
             plan = biomesight_plan(data_paths(settings).warehouse, with_pdf=want_pdf)
-            await run_biomesight_sync(settings, plan, run=run, fetch_pdf=want_pdf)
+            async with run_clients(settings, PROVIDER):
+                await run_biomesight_sync(settings, plan, run=run, fetch_pdf=want_pdf)
         return run.summary
 
     return await run_exclusively(settings, PROVIDER, work)

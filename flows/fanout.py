@@ -38,16 +38,22 @@ def with_task_runner(flow: F, settings: Settings) -> F:
     return flow if runner is None else flow.with_options(task_runner=runner)  # type: ignore[attr-defined]
 
 
-async def run_batch(task: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one batch task and return its result: awaited here under the in-process runner (as a plain call
-    of the task), submitted to the flow's task runner otherwise (its result awaited in a thread, so the flow's
-    event loop keeps other batches going). A failed task raises its exception either way."""
+def batches_run_here() -> bool:
+    """Whether `run_batch` runs batch tasks in this process and event loop (the default runner, or no flow
+    run at all) rather than submitting them to another task runner (Dask)."""
     from prefect.context import FlowRunContext
     from prefect.task_runners import ThreadPoolTaskRunner
 
     context = FlowRunContext.get()
     runner = context.task_runner if context is not None else None
-    if runner is None or isinstance(runner, ThreadPoolTaskRunner):
+    return runner is None or isinstance(runner, ThreadPoolTaskRunner)
+
+
+async def run_batch(task: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one batch task and return its result: awaited here under the in-process runner (as a plain call
+    of the task), submitted to the flow's task runner otherwise (its result awaited in a thread, so the flow's
+    event loop keeps other batches going). A failed task raises its exception either way."""
+    if batches_run_here():
         return await task(*args, **kwargs)
     future = task.submit(*args, **kwargs)
     return await asyncio.to_thread(future.result)

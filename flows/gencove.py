@@ -30,7 +30,7 @@ from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.pipelining import Pipeline, share_of_concurrency
 from flows.progress import RESULTS
 from flows.recorder import RunRecorder
-from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_settings
+from flows.runtime import async_gencove_client, data_paths, pseudonym_key, run_clients, run_settings
 from flows.settings import Settings
 from flows.tally import RunTally
 from flows.webhooks import consume_gencove_events, pending_gencove_samples
@@ -450,11 +450,14 @@ async def sync_gencove(project_ids: list[str] | None = None, load: bool = True) 
         ) as run:
             run.final_load = load
             run.report = True
+            run.load_when_quiet = False
+            # Pending pushes land nothing before planning (they name samples to ask about): the recorder's
+            # catch-up load (only when files wait) is all the plan needs. One client for every batch here.
             pushed, event_ids = pending_gencove_samples(settings)
-            await run.load_warehouse()
             plan = gencove_plan(data_paths(settings).warehouse, projects)
             pushed = {s: p for s, p in pushed.items() if s not in plan.details_fetched}
-            await run_gencove_sync(settings, plan, project_ids=projects, run=run, extra_samples=pushed)
+            async with run_clients(settings, PROVIDER):
+                await run_gencove_sync(settings, plan, project_ids=projects, run=run, extra_samples=pushed)
             consume_gencove_events(settings, event_ids)
         return run.summary
 

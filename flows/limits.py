@@ -4,7 +4,10 @@ A partner allows so many requests in flight for our account, whatever number of 
 `KITSYNC_PARTNER_LIMITS` on (prefect.yaml's deployments turn it on), each partner client holds slots of the
 Prefect global concurrency limit `kitsync-<partner>-requests` while it is open: as many slots as it keeps
 requests in flight, so the requests of every client on every worker stay within the limit. Slots are taken
-once per client (one per batch task), not per request: acquiring is a call to the Prefect API.
+once per client, not per request (acquiring is a call to the Prefect API): a sync opens one client per
+partner for its batches in the flow's process (`flows.runtime.run_clients`), which holds `requests_in_flight`
+slots for the sync part of the run, the batches running at once sharing its requests in flight; a batch on a
+Dask worker opens its own client with its share of the concurrency and holds that share's slots.
 
 `kitsync setup` creates the limits (idempotent: it sets each limit to the budget in the settings). They are
 acquired with `strict=True`: a missing limit fails the run with one line naming `kitsync setup`, never runs

@@ -2,7 +2,13 @@
 
 Every flow wraps its work in a `RunRecorder`: whatever happens inside, the run ends with a sync_runs row
 (completed or failed), a final load, and a Prefect markdown + table artifact with the run's counts
-(`flows.summary`). On entering, it lands the reference tables (status map, stages) the warehouse lacks.
+(`flows.summary`). On entering, it catches the warehouse up with the lake when files wait there, and lands the
+reference tables (status map, stages) the warehouse lacks.
+
+A completed sync that landed nothing but its own sync_runs row skips the final load, and with it the publish
+(a copy of the whole warehouse file): the row waits in the lake and the next load that has anything else to
+do loads and publishes it (`load_when_quiet`). A run that failed, or could not read everything, loads and
+publishes at once: the warehouse says at once what Prefect says.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from transform import lifecycle_stages_table, status_map_table, transform_sync_r
 from warehouse.batches import write_tables
 from warehouse.load import LoadReport, load
 from warehouse.state import holds_tables
+from warehouse.waiting import files_waiting
+
+# The run's own record: a file of this table alone waiting in the lake calls for no load (see the docstring).
+BOOKKEEPING_TABLES = ("sync_runs",)
 
 
 def _flow_run_id() -> str:
@@ -52,7 +62,17 @@ def _run_state(exc: BaseException | None) -> str:
 class RunRecorder:
     """Async context manager around one flow run; see the module docstring."""
 
-    def __init__(self, settings: Settings, *, flow: str, provider: str, parameters: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        flow: str,
+        provider: str,
+        parameters: dict[str, Any],
+        catch_up: bool = True,
+    ) -> None:
+        """`catch_up=False`: the flow calls `catch_up()` itself, once it has landed what must be loaded
+        before it plans (webhook events)."""
         self.settings = settings
         self.flow = flow
         self.provider = provider
@@ -67,27 +87,44 @@ class RunRecorder:
         self.final_load = True
         self.report = False  # sync flows: refresh the cohort report when the run changed something
         self._rows_at_last_load = 0
+        self._catch_up_on_enter = catch_up
+        self._landed_reference = False
+        self._unpublished_load = False  # a load committed what no publish has shown analysts yet
+        # Hourly syncs turn this off: a completed run that landed nothing but its sync_runs row skips the
+        # final load and its publish (the row is loaded by the next load with anything else to do).
+        self.load_when_quiet = True
 
     async def __aenter__(self) -> Self:
         freeze_startup_objects()  # a flow run starts: what is alive now is the process's long-lived core
         display = progress_display()
         if display is not None:
             display.start_run(self.flow)
+        if self._catch_up_on_enter:
+            await self.catch_up()
+        return self
+
+    async def catch_up(self) -> None:
+        """Load what waits in the lake (if anything), then land the reference tables the warehouse lacks.
+
+        This machine's warehouse is a cache of the lake: catch it up first, so the plan sees what runs on
+        other workers landed (an empty data directory loads the whole lake once, then refetches nothing).
+        When nothing waits (most hourly runs) there is no load: asking costs a look at the published ledger
+        and the lake listing, a load costs the writer lock, file, migration check and checkpoint.
+        """
+        paths = data_paths(self.settings)
+        if await asyncio.to_thread(files_waiting, paths.lake, paths.warehouse, ignore=BOOKKEEPING_TABLES):
+            await self.load_warehouse()
         # The reference tables (status map, stages) ride along with a run whenever the warehouse lacks their
         # current content (a first run, or code that changed the vocabulary), so views never lack them and an
         # hourly run with nothing new writes nothing.
-        # This machine's warehouse is a cache of the lake: catch it up first, so the plan sees what runs on
-        # other workers landed (an empty data directory loads the whole lake once, then refetches nothing).
-        await self.load_warehouse()
         observed_at = datetime.now(UTC)
-        paths = data_paths(self.settings)
         reference = {
             "status_map": status_map_table(observed_at),
             "lifecycle_stages": lifecycle_stages_table(observed_at),
         }
         if not holds_tables(paths.warehouse, reference):
             write_tables(paths.lake, reference, ingest_date=observed_at.date())
-        return self
+            self._landed_reference = True
 
     async def load_warehouse(self, *, publish: bool = True) -> LoadReport:
         """Load every lake file not loaded yet (waits for another run's load to finish first)."""
@@ -100,6 +137,8 @@ class RunRecorder:
             publish=publish,
         )
         self.loads.append(report)
+        if report.published or (not publish and report.tables):
+            self._unpublished_load = not report.published
         self._rows_at_last_load = sum(self.tally.rows_written.values())
         return report
 
@@ -139,7 +178,10 @@ class RunRecorder:
         self._record(state, counts, finished_at)
         # A run stopped by an unusable partner broke nothing here: it still publishes what it landed and its
         # own failed sync_runs row, so the warehouse says at once what Prefect says.
-        if (exc is None or blocked is not None) and self.final_load:
+        quiet = exc is None and not self.load_when_quiet and self._landed_only_its_record()
+        if quiet:
+            self.summary_extra["final_load"] = "skipped: the run landed nothing but its sync_runs row"
+        if (exc is None or blocked is not None) and self.final_load and not quiet:
             try:
                 await self.load_warehouse()
             except BaseException as error:
@@ -184,6 +226,17 @@ class RunRecorder:
             observed_at=finished_at,
         )
         write_tables(data_paths(self.settings).lake, row.tables, ingest_date=finished_at.date())
+
+    def _landed_only_its_record(self) -> bool:
+        """Whether the run wrote nothing to the lake but its own sync_runs row, read everything it set out
+        to (an incomplete run is published at once, as a failed one), and left no load unpublished."""
+        return (
+            not any(self.tally.rows_written.values())
+            and not self._landed_reference
+            and not self.tally.incomplete
+            and not self.tally.requests_failed
+            and not self._unpublished_load
+        )
 
     def _completeness_fields(self, counts: dict[str, Any]) -> dict[str, Any]:
         """The summary's `complete` (and `incomplete_reason` when it is false), as the sync_runs row says."""

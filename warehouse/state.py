@@ -75,11 +75,21 @@ def _open(db_path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection | None:
 # Tracked orders and kits (the platform told us about them: export, own client; or a partner pushed them)
 # whose latest polled status is not final, with that status. Filtering in SQL keeps the plan's cost with
 # what is in flight: a warehouse tracking 100k delivered kits hands Python only the few thousand moving.
+# The platform export's own statuses never make one final, but when an entity has no other status yet,
+# its latest imported one is what the poll is compared with: an order still "Pending" on the date the
+# export gave was otherwise a "change" in every hourly run, landed again and dropped again by the load (the
+# history merge keeps the import's earlier observation of the same key), and no run was ever quiet.
 _BIOMESIGHT_TO_POLL = """
 WITH latest AS (
-    SELECT entity, entity_id, arg_max(partner_status, partner_date) AS status, max(partner_date) AS date
+    SELECT
+        entity,
+        entity_id,
+        arg_max(partner_status, partner_date) FILTER (WHERE source <> 'import') AS status,
+        max(partner_date) FILTER (WHERE source <> 'import') AS date,
+        arg_max(partner_status, partner_date) FILTER (WHERE source = 'import') AS imported_status,
+        max(partner_date) FILTER (WHERE source = 'import') AS imported_date
     FROM status_events
-    WHERE provider = 'biomesight' AND source <> 'import'
+    WHERE provider = 'biomesight'
     GROUP BY entity, entity_id
 ),
 tracked AS (
@@ -89,7 +99,11 @@ tracked AS (
     UNION
     SELECT entity, entity_id FROM status_events WHERE provider = 'biomesight'
 )
-SELECT t.entity, t.entity_id, l.status, l.date
+SELECT
+    t.entity,
+    t.entity_id,
+    coalesce(l.status, l.imported_status),
+    CASE WHEN l.status IS NULL THEN l.imported_date ELSE l.date END
 FROM tracked AS t
 LEFT JOIN latest AS l ON l.entity = t.entity AND l.entity_id = t.entity_id
 WHERE NOT EXISTS (

@@ -169,7 +169,7 @@ def test_a_run_loads_as_it_goes_and_ends_where_one_final_load_would(prefect_api:
 
     contents = []
     loads = []
-    for name, every in (("chunked", "200"), ("whole", "100000000")):
+    for name, every in (("chunked", "100"), ("whole", "100000000")):
         with (
             SyncedWorld.start(tmp_path / name, kits=60, rounds=0, webhooks=False) as synced,
             environment({"KITSYNC_LOAD_EVERY_ROWS": every, "KITSYNC_BATCH_SIZE": "10"}),

@@ -24,7 +24,7 @@ from flows.outcomes import RunCannotWork
 from flows.pipelining import chunks
 from flows.progress import KITS, RESULTS
 from flows.recorder import RunRecorder
-from flows.runtime import data_paths, run_settings
+from flows.runtime import data_paths, run_clients, run_settings
 from flows.settings import Settings
 from warehouse.checkpoints import BackfillLedger, backfill_key
 from warehouse.state import BiomesightPlan, ready_biomesight_kits, select_biomesight, select_gencove
@@ -210,27 +210,29 @@ async def backfill(
     progress = await _Progress.start(len(windows), len(done & {w.label for w in windows}))
     try:
         async with RunRecorder(settings, flow="backfill", provider=provider, parameters=parameters) as run:
-            for window in windows:
-                if window.label in done:
-                    run.tally.deferred[f"window {window.label}: already done"] += 1
-                    continue
-                if "biomesight" in providers:
-                    await _biomesight_window(
-                        settings,
-                        run,
-                        window,
-                        date_field=date_field,
-                        refetch=refetch_results,
-                        reprocess=reprocess_from_raw,
-                    )
-                if "gencove" in providers:
-                    await _gencove_window(
-                        settings, run, window, refetch=refetch_results, reprocess=reprocess_from_raw
-                    )
-                await run.load_warehouse()
-                ledger.mark_done(window.label)
-                await progress.advance()
-                run_logger().info("backfill window %s done", window.label)
+            # One client (and token) per partner for the whole backfill, shared by its batches.
+            async with run_clients(settings, *providers):
+                for window in windows:
+                    if window.label in done:
+                        run.tally.deferred[f"window {window.label}: already done"] += 1
+                        continue
+                    if "biomesight" in providers:
+                        await _biomesight_window(
+                            settings,
+                            run,
+                            window,
+                            date_field=date_field,
+                            refetch=refetch_results,
+                            reprocess=reprocess_from_raw,
+                        )
+                    if "gencove" in providers:
+                        await _gencove_window(
+                            settings, run, window, refetch=refetch_results, reprocess=reprocess_from_raw
+                        )
+                    await run.load_warehouse()
+                    ledger.mark_done(window.label)
+                    await progress.advance()
+                    run_logger().info("backfill window %s done", window.label)
             run.summary_extra["windows"] = len(windows)
             run.summary_extra["windows_skipped"] = len(done & {w.label for w in windows})
     except RunCannotWork as error:

@@ -84,6 +84,8 @@ def test_refetch_results_refetches_exactly_the_ready_kits_of_its_window(backfill
     assert requests(counts, "biomesight.kit_status") == len(in_window)
     assert requests(counts, "biomesight.results") == 2 * len(ready)
     assert requests(counts, "gencove.sample") == len(final_samples)
+    # every window and batch shares one Biomesight client, so one token (issue 14: one per batch before)
+    assert requests(counts, "biomesight.token") == 1
 
     # The same backfill again: every window is recorded as done, so nothing is asked of the partners.
     server.reset_request_counts()

@@ -41,11 +41,17 @@ from warehouse.duck import (
     scalar,
 )
 from warehouse.lake import LakeFile, LakeRoot, list_directory, list_files, resolve_root
-from warehouse.merge import STAGE, merge_batch
+from warehouse.merge import STAGE, merge_batch, settle_direct_insert, takes_direct_insert
 from warehouse.migrate import MIGRATIONS_DIR, VIEWS_DIR, migrate
 from warehouse.publish import WarehousePaths, needs_publish, publish_snapshot, seed_writer, writer_lock
 
 _BATCH_VIEW = "_kitsync_lake_batch"
+
+# The writer's DuckDB settings. Merges are set-based, so no table's row order means anything: without
+# preserve_insertion_order DuckDB writes a bulk insert's row groups in parallel as they fill, instead of
+# holding them in order until the commit's checkpoint (a 1.5M-row insert plus checkpoint: 28 s -> 8 s, and a
+# file half the size).
+WRITER_CONFIG: dict[str, str | bool | int | float] = {"preserve_insertion_order": False}
 _LEDGER_VIEW = "_kitsync_new_ledger"
 _PATHS_VIEW = "_kitsync_paths"
 _JOURNAL_MIGRATION = "lake_journal"
@@ -195,11 +201,11 @@ def open_writer(paths: WarehousePaths) -> duckdb.DuckDBPyConnection:
     default database, new parquet files going to the shared data directory; statements are the same.
     """
     if not paths.is_lake:
-        connection = duckdb.connect(str(paths.writer))
+        connection = duckdb.connect(str(paths.writer), config=WRITER_CONFIG)
         restrict_to_owner(paths.writer)
         return connection
     ensure_private_dir(paths.data_dir)
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=WRITER_CONFIG)
     try:
         attach_ducklake(connection, paths.writer, data_path=paths.data_dir, read_only=False)
     except BaseException:
@@ -321,10 +327,7 @@ def _load_plans(
     connection.begin()
     try:
         for plan in plans:
-            rows_by_file = _stage(connection, lake, plan) if plan.merge else {}
-            if plan.merge:
-                merge_batch(connection, plan.spec)
-                connection.execute(f"DROP TABLE {quote_ident(STAGE)}")
+            rows_by_file = _merge_files(connection, lake, plan) if plan.merge else {}
             for lake_file in plan.merge:
                 ledger.append(_ledger_row(lake_file, rows_by_file[lake_file.path], "merged", loaded_at))
             for lake_file in plan.cover:
@@ -352,8 +355,15 @@ def _load_plans(
     return results
 
 
-def _stage(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plan: _Plan) -> dict[str, int]:
-    """Copy a table's new files into the temp table STAGE in one bulk scan; returns rows per file."""
+def _merge_files(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plan: _Plan) -> dict[str, int]:
+    """Merge a table's new files into it; returns rows per file.
+
+    Into an empty table (a first load, a rebuild) of a spec that allows it, the files go straight into the
+    table in one scan, as a bare `CREATE TABLE AS` would copy them, and are checked there
+    (merge.settle_direct_insert). Otherwise they are copied into the temp table STAGE and merged.
+    """
+    target = quote_ident(plan.spec.name)
+    direct = takes_direct_insert(plan.spec) and not scalar(connection, f"SELECT EXISTS (FROM {target})")
     by_full_path = {lake.full(f.path): f.path for f in plan.merge}
     dataset = pads.dataset(
         list(by_full_path), schema=plan.spec.schema, format="parquet", filesystem=lake.filesystem
@@ -363,11 +373,25 @@ def _stage(connection: duckdb.DuckDBPyConnection, lake: LakeRoot, plan: _Plan) -
     }
     connection.register(_BATCH_VIEW, dataset)
     try:
-        connection.execute(
-            f"CREATE TEMP TABLE {quote_ident(STAGE)} AS SELECT * FROM {quote_ident(_BATCH_VIEW)}"
-        )
+        if direct and lake.is_local:
+            connection.execute(
+                f"INSERT INTO {target} BY NAME SELECT * FROM "
+                "read_parquet(?, hive_partitioning = false, union_by_name = true)",
+                [list(by_full_path)],
+            )
+        elif direct:
+            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {quote_ident(_BATCH_VIEW)}")
+        else:
+            connection.execute(
+                f"CREATE TEMP TABLE {quote_ident(STAGE)} AS SELECT * FROM {quote_ident(_BATCH_VIEW)}"
+            )
     finally:
         connection.unregister(_BATCH_VIEW)
+    if direct:
+        settle_direct_insert(connection, plan.spec)
+    else:
+        merge_batch(connection, plan.spec)
+        connection.execute(f"DROP TABLE {quote_ident(STAGE)}")
     return rows_by_file
 
 

@@ -51,7 +51,17 @@ _BATCH_VIEW = "_kitsync_lake_batch"
 # preserve_insertion_order DuckDB writes a bulk insert's row groups in parallel as they fill, instead of
 # holding them in order until the commit's checkpoint (a 1.5M-row insert plus checkpoint: 28 s -> 8 s, and a
 # file half the size).
-WRITER_CONFIG: dict[str, str | bool | int | float] = {"preserve_insertion_order": False}
+#
+# memory_limit caps DuckDB's buffers (what it caches of the file it writes, hash tables, sorts): beyond it
+# DuckDB evicts written blocks and spills to a temporary directory beside the writer, so a full load of 15M
+# rows holds about what one of 1.5M holds (`load(memory_limit=...)`, a DuckDB size such as "2GB").
+DEFAULT_MEMORY_LIMIT = "256MB"
+
+
+def writer_config(memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, str | bool | int | float]:
+    return {"preserve_insertion_order": False, "memory_limit": memory_limit}
+
+
 _LEDGER_VIEW = "_kitsync_new_ledger"
 _PATHS_VIEW = "_kitsync_paths"
 _JOURNAL_MIGRATION = "lake_journal"
@@ -118,6 +128,7 @@ def load(
     publish: bool = True,
     rescan: bool = False,
     overlap: timedelta = journal.DEFAULT_OVERLAP,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> LoadReport:
     """Load every new lake file into the warehouse whose published (analyst-facing) file is `db_path`.
 
@@ -136,7 +147,7 @@ def load(
     ensure_private_dir(paths.directory)
     with writer_lock(paths.lock, timeout=lock_timeout):
         seed_writer(paths)
-        connection = open_writer(paths)
+        connection = open_writer(paths, memory_limit=memory_limit)
         try:
             changes = migrate(connection, specs, migrations_dir=migrations_dir, views_dir=views_dir)
             listed_at = datetime.now(UTC)  # before listing: see warehouse/journal.py
@@ -194,18 +205,21 @@ def has_unloaded_files(
         connection.close()
 
 
-def open_writer(paths: WarehousePaths) -> duckdb.DuckDBPyConnection:
+def open_writer(
+    paths: WarehousePaths, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """The loader's read-write connection to its private database (call under the writer lock).
 
     Embedded: the writer file itself. DuckLake: an in-memory DuckDB with the writer's catalog attached as the
     default database, new parquet files going to the shared data directory; statements are the same.
     """
     if not paths.is_lake:
-        connection = duckdb.connect(str(paths.writer), config=WRITER_CONFIG)
+        connection = duckdb.connect(str(paths.writer), config=writer_config(memory_limit))
         restrict_to_owner(paths.writer)
         return connection
     ensure_private_dir(paths.data_dir)
-    connection = duckdb.connect(config=WRITER_CONFIG)
+    spill = f"{paths.writer}.tmp"  # an in-memory database's default is the working directory's .tmp
+    connection = duckdb.connect(config={**writer_config(memory_limit), "temp_directory": spill})
     try:
         attach_ducklake(connection, paths.writer, data_path=paths.data_dir, read_only=False)
     except BaseException:

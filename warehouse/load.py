@@ -18,6 +18,7 @@ within ~15% of read_parquet.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ def load(
             checkpoint(connection, paths)
         finally:
             connection.close()
+            shutil.rmtree(spill_dir(paths), ignore_errors=True)
         published = publish and (bool(changes or tables) or needs_publish(paths))
         crash_point("load-publish")  # committed in the writer file, not yet published to analysts
         if published:
@@ -213,13 +215,15 @@ def open_writer(
     Embedded: the writer file itself. DuckLake: an in-memory DuckDB with the writer's catalog attached as the
     default database, new parquet files going to the shared data directory; statements are the same.
     """
+    # Where DuckDB spills past the memory limit (created only when it spills, inside the owner-only warehouse
+    # directory), given explicitly: an in-memory database's default is the working directory.
+    config = {**writer_config(memory_limit), "temp_directory": str(spill_dir(paths))}
     if not paths.is_lake:
-        connection = duckdb.connect(str(paths.writer), config=writer_config(memory_limit))
+        connection = duckdb.connect(str(paths.writer), config=config)
         restrict_to_owner(paths.writer)
         return connection
     ensure_private_dir(paths.data_dir)
-    spill = f"{paths.writer}.tmp"  # an in-memory database's default is the working directory's .tmp
-    connection = duckdb.connect(config={**writer_config(memory_limit), "temp_directory": spill})
+    connection = duckdb.connect(config=config)
     try:
         attach_ducklake(connection, paths.writer, data_path=paths.data_dir, read_only=False)
     except BaseException:
@@ -227,6 +231,11 @@ def open_writer(
         raise
     restrict_to_owner(paths.writer)
     return connection
+
+
+def spill_dir(paths: WarehousePaths) -> Path:
+    """The writer's DuckDB spill directory: transient, removed after each load."""
+    return Path(f"{paths.writer}.tmp")
 
 
 def checkpoint(connection: duckdb.DuckDBPyConnection, paths: WarehousePaths) -> None:

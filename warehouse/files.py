@@ -128,7 +128,10 @@ class LakeRoot:
         path = self.full(relative)
         if self.is_local:
             directory = posixpath.dirname(relative)
+            new_directory = not os.path.isdir(self.full(directory))
             self.make_dirs(directory)
+            if new_directory:  # its entry in the parent must survive a power cut too
+                fsync_dir(self.full(posixpath.dirname(directory)))
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY_FILE))
             fsync_dir(self.full(directory))
         elif self.object_store is not None:

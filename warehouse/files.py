@@ -120,6 +120,54 @@ class LakeRoot:
             return _put_local(self, relative, content, exclusive=exclusive)
         return _put_object(self, relative, content, exclusive=exclusive)
 
+    def touch(self, relative: str) -> None:
+        """Create an empty marker at `relative`, durably (an existing one is left as it is).
+
+        No crash hooks: the lake's crash points count data files, and a marker is put before its data file,
+        so a crash at a data write already covers "a marker without its file"."""
+        path = self.full(relative)
+        if self.is_local:
+            directory = posixpath.dirname(relative)
+            new_directory = not os.path.isdir(self.full(directory))
+            self.make_dirs(directory)
+            if new_directory:  # its entry in the parent must survive a power cut too
+                fsync_dir(self.full(posixpath.dirname(directory)))
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY_FILE))
+            fsync_dir(self.full(directory))
+        elif self.object_store is not None:
+            self.object_store.pipe_file(path, b"")
+        else:
+            with self.filesystem.open_output_stream(path) as stream:
+                stream.write(b"")
+
+    def list_after(self, relative: str, start_after: str) -> list[str]:
+        """The files below `relative` whose relative names sort after `start_after`, in order.
+
+        On an object store this is `ListObjectsV2` with `StartAfter`: the store skips the names before it, so
+        the cost follows the names returned (1,000 a request), not all the names under the prefix. pyarrow's
+        S3 filesystem has no such listing; s3fs's client makes the call. Elsewhere every name is walked."""
+        if self.object_store is None:
+            return sorted(
+                name
+                for name in (self.relative(info.path) for info in self.walk(relative))
+                if name > start_after
+            )
+        bucket, _, prefix = self.full(relative).partition("/")
+        base = self.base.partition("/")[2]
+        skip = len(base) + 1 if base else 0
+        request: dict[str, Any] = {
+            "Bucket": bucket,
+            "Prefix": prefix.rstrip("/") + "/",
+            "StartAfter": self.full(start_after).partition("/")[2],
+        }
+        names = []
+        while True:
+            page = self.object_store.call_s3("list_objects_v2", **request)
+            names += [item["Key"][skip:] for item in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return names
+            request["ContinuationToken"] = page["NextContinuationToken"]
+
     def read(self, relative: str) -> bytes | None:
         """The stored bytes, or None when nothing is stored at `relative`."""
         try:

@@ -31,6 +31,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from transform.schemas import TableSpec
+from warehouse import journal
 from warehouse.files import TEMP_PREFIX, LakeRoot, resolve_root
 
 __all__ = ["LakeRoot", "resolve_root"]  # re-exported: callers name the root where they name the lake
@@ -133,7 +134,20 @@ def list_files(root: str | os.PathLike[str] | LakeRoot, table: str) -> list[Lake
     is listed: its content includes theirs.
     """
     lake = resolve_root(root)
-    files = _data_files(lake, table)
+    return _resolve_compactions(lake, _data_files(lake, table))
+
+
+def list_directory(root: str | os.PathLike[str] | LakeRoot, table: str, directory: str) -> list[LakeFile]:
+    """`list_files` for one lake-relative partition directory alone (one listing request on object storage):
+    what the loader reads for a partition the journal says was written to. Compaction merges files within
+    one directory only, so what supersedes what is decided within it exactly as for the whole table."""
+    lake = resolve_root(root)
+    selector = pafs.FileSelector(lake.full(directory), recursive=False, allow_not_found=True)
+    infos = [info for info in lake.filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+    return _resolve_compactions(lake, _lake_files(lake, table, infos))
+
+
+def _resolve_compactions(lake: LakeRoot, files: list[LakeFile]) -> list[LakeFile]:
     superseded: set[str] = set()
     resolved = []
     for found in files:
@@ -230,6 +244,7 @@ def _write_atomically(
     final = f"{directory}/{prefix}{content_id}{SUFFIX}"
     # Exclusive: when the same bytes are already published (an identical batch, a retry, another worker)
     # they are kept. On an object store that is one conditional PUT (If-None-Match: *), no HEAD first.
+    journal.record(lake, final)  # before the file: every file a listing can see has its marker
     lake.put(final, content, exclusive=True)
     return LakeFile(table=table_name, path=final, size_bytes=len(content), rows=rows.num_rows)
 
@@ -294,9 +309,13 @@ def _walk(lake: LakeRoot, table: str) -> list[pafs.FileInfo]:
 
 
 def _data_files(lake: LakeRoot, table: str) -> list[LakeFile]:
+    return _lake_files(lake, table, _walk(lake, table))
+
+
+def _lake_files(lake: LakeRoot, table: str, infos: Iterable[pafs.FileInfo]) -> list[LakeFile]:
     files = [
         LakeFile(table=table, path=lake.relative(info.path), size_bytes=info.size or 0)
-        for info in _walk(lake, table)
+        for info in infos
         if info.base_name.endswith(SUFFIX) and info.base_name.startswith((PART_PREFIX, COMPACT_PREFIX))
     ]
     return sorted(files, key=lambda lake_file: lake_file.path)

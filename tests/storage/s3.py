@@ -12,7 +12,8 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ACCESS_KEY = "kitsync-test-access-key"
 SECRET_KEY = "kitsync-test-secret-key"
@@ -25,11 +26,36 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class S3Request:
+    """One request the server answered: its method, path and query string."""
+
+    method: str
+    path: str
+    query: str
+
+    @property
+    def is_list(self) -> bool:
+        """A ListObjects(V2) call: a GET of a bucket (path-style `/bucket`) with a listing query."""
+        bucket_only = self.path.strip("/").count("/") == 0
+        return (
+            self.method == "GET" and bucket_only and ("list-type=" in self.query or "prefix=" in self.query)
+        )
+
+
 @dataclass
 class S3Server:
-    """A running moto server: its endpoint and the AWS variables that point a client at it."""
+    """A running moto server: its endpoint and the AWS variables that point a client at it.
+
+    `requests` records every request the server answered (any client: pyarrow's C++ one, s3fs, boto3), so
+    a test counts what the code under test asked of the store, server-side."""
 
     endpoint: str
+    requests: list[S3Request] = field(default_factory=list)
+
+    def lists_since(self, mark: int) -> list[S3Request]:
+        """The listing requests answered after `mark` (a `len(server.requests)` taken before)."""
+        return [request for request in self.requests[mark:] if request.is_list]
 
     def environment(self) -> dict[str, str]:
         return {
@@ -81,13 +107,41 @@ class S3Server:
 @contextmanager
 def running_s3_server() -> Iterator[S3Server]:
     """moto's threaded server on a free loopback port, for as long as the context lasts."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
 
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    recorded = S3Server(endpoint=f"http://127.0.0.1:{port}")
+
+    class RecordingMotoServer(ThreadedMotoServer):
+        """moto's threaded server with its WSGI app wrapped to record each request (moto has no hook)."""
+
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def recording(environ: dict[str, Any], start_response: Any) -> Any:
+                recorded.requests.append(
+                    S3Request(
+                        environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", "")
+                    )
+                )
+                return app(environ, start_response)
+
+            self._server = make_server(
+                self._ip_address, self._port, recording, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    server = RecordingMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        yield S3Server(endpoint=f"http://127.0.0.1:{port}")
+        yield recorded
     finally:
         server.stop()
 

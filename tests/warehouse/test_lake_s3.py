@@ -92,7 +92,9 @@ def test_a_write_killed_mid_file_leaves_no_object(s3_server: S3Server) -> None:
     )
 
     assert crashed.returncode == -9, crashed.stderr
-    assert s3_server.keys(uri) == []
+    # No data object; the lake journal's marker, put before the file, names a file that never came (a load
+    # lists its partition, finds nothing there and moves on: tests/warehouse/test_load_listing.py).
+    assert [key for key in s3_server.keys(uri) if not key.startswith("lake-journal/")] == []
     assert lake.list_files(uri, "status_events") == []
 
 

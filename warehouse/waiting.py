@@ -16,8 +16,7 @@ import os
 from collections.abc import Collection, Mapping
 
 from transform.schemas import TableSpec
-from warehouse.duck import connect_readonly
-from warehouse.lake import LakeRoot, list_files, resolve_root
+from warehouse.lake import LakeRoot
 from warehouse.publish import WarehousePaths, needs_publish
 
 
@@ -32,24 +31,12 @@ def files_waiting(
     loaded, or the writer holds a commit not yet published, or there is no published warehouse yet.
 
     `ignore` names tables whose unloaded files alone do not call for a load (a run's own `sync_runs` rows:
-    the next load that has something else to do loads them too). Seam for warehouse/load.py: the lake
-    listing here is `list_files`, table by table, so it costs what the load's own listing costs.
+    the next load that has something else to do loads them too). The lake side is the load's own plan
+    (`has_unloaded_files`: the journal's tail, one request on object storage when nothing waits).
     """
-    from warehouse.load import default_specs
+    from warehouse.load import default_specs, has_unloaded_files
 
     specs = default_specs() if specs is None else specs
-    paths = WarehousePaths.of(db_path)
-    if needs_publish(paths):  # also true when nothing was ever published
+    if needs_publish(WarehousePaths.of(db_path)):  # also true when nothing was ever published
         return True
-    connection = connect_readonly(paths.published)
-    try:
-        loaded = {row[0] for row in connection.execute("SELECT path FROM loaded_files").fetchall()}
-    finally:
-        connection.close()
-    lake = resolve_root(lake_root)
-    return any(
-        lake_file.path not in loaded
-        for spec in specs.values()
-        if spec.name not in ignore
-        for lake_file in list_files(lake, spec.name)
-    )
+    return has_unloaded_files(lake_root, db_path, {n: s for n, s in specs.items() if n not in ignore})

@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote
 from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
 from flows.fanout import run_batch
-from flows.landing import land_result
+from flows.landing import land, land_result
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.pipelining import chunks
@@ -134,14 +134,14 @@ async def list_project(
                         transform_raw_responses(raw, observed_at=observed_at),
                     )
                 )
-                land_result(settings, result, tally)
+                await land(settings, result, tally)
                 tally.kits_polled += len(page)
                 triage = triage_gencove_listing(page, known)
                 tally.status_changes += triage.status_changes
                 final.update(dict.fromkeys(triage.final, project_id))
                 unkeyed = [s for s in samples_without_customer_id(page) if s not in known and s not in final]
                 if unkeyed:
-                    land_result(settings, await _sample_customers(client, unkeyed, key, source), tally)
+                    await land(settings, await _sample_customers(client, unkeyed, key, source), tally)
         except Exception as error:
             failure = record_failure(
                 error,
@@ -152,7 +152,7 @@ async def list_project(
                 tally=tally,
             )
             if failure is not None:
-                land_result(
+                await land(
                     settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
                 )
     # how far the landed pages got, even when the listing then failed
@@ -266,7 +266,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
         )
     )
     tally.results_fetched += len(bundles)
-    land_result(settings, result, tally)
+    await land(settings, result, tally)
     return tally
 
 

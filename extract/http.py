@@ -262,7 +262,9 @@ class AsyncPartnerClient(_UnusableGuard):
             raise ValueError("max_concurrency must be at least 1")
         self._http = http
         self._base = joinable_base(http.base_url)
-        self._in_flight = anyio.Semaphore(max_concurrency)
+        # fast_acquire: a free slot is taken without a trip through the event loop (~20 µs a request
+        # otherwise); the request awaited right after is the cancellation point.
+        self._in_flight = anyio.Semaphore(max_concurrency, fast_acquire=True)
 
     def _base_url(self) -> httpx.URL:
         return self._http.base_url

@@ -23,7 +23,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.fanout import run_batch
-from flows.landing import land_result
+from flows.landing import land, land_result
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
 from flows.pipelining import Pipeline, chunks, share_of_concurrency
@@ -176,7 +176,7 @@ async def poll_batch(
         )
     )
     result.unknown_statuses.update(triage.still_unknown)
-    land_result(settings, result, outcome.tally)
+    await land(settings, result, outcome.tally)
     return outcome
 
 
@@ -236,7 +236,7 @@ async def results_batch(
         )
     )
     tally.results_fetched += len(results)
-    land_result(settings, result, tally)
+    await land(settings, result, tally)
     return tally
 
 

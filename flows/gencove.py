@@ -23,7 +23,7 @@ from prefect.utilities.annotations import quote
 from extract.gencove import AsyncGencoveClient
 from extract.pagination import ModifiedCursor
 from flows.fanout import run_batch
-from flows.landing import land_result
+from flows.landing import land, land_result
 from flows.limits import requests_in_flight
 from flows.locks import run_exclusively
 from flows.outcomes import fetch_each, record_failure, should_retry_task
@@ -139,7 +139,7 @@ async def list_project(
 
         async def read_customers(unkeyed: list[str]) -> None:
             result = await _sample_customers(client, unkeyed, key, source, reads_gate)
-            land_result(settings, result, tally)
+            await land(settings, result, tally)
 
         try:
             try:
@@ -159,7 +159,7 @@ async def list_project(
                             transform_raw_responses(raw, observed_at=observed_at),
                         )
                     )
-                    land_result(settings, result, tally)
+                    await land(settings, result, tally)
                     tally.kits_polled += len(page)
                     triage = triage_gencove_listing(page, known)
                     tally.status_changes += triage.status_changes
@@ -182,7 +182,7 @@ async def list_project(
                     tally=tally,
                 )
                 if failure is not None:
-                    land_result(
+                    await land(
                         settings, transform_fetch_failures([failure], observed_at=datetime.now(UTC)), tally
                     )
             await asyncio.gather(*reads)
@@ -320,7 +320,7 @@ async def details_batch(settings: Settings, sample_ids: list[str], source: str =
         )
     )
     tally.results_fetched += len(bundles)
-    land_result(settings, result, tally)
+    await land(settings, result, tally)
     return tally
 
 

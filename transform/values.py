@@ -29,6 +29,8 @@ class ContractError(ValueError):
 
 def storable(text: str) -> str:
     """The text itself, unless it holds lone surrogates (JSON escapes allow them, UTF-8 and Arrow do not)."""
+    if text.isascii():  # the usual case, answered without encoding the text
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -38,6 +40,9 @@ def storable(text: str) -> str:
 
 def text_or_none(value: object) -> str | None:
     """A trimmed string for str/number values; None for missing, blank or structured values."""
+    if value.__class__ is str:  # the usual case first: a text field read from JSON
+        stripped = value.strip()
+        return storable(stripped) if stripped else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):

@@ -51,14 +51,14 @@ format: $(STAMP)
 BENCH_OUT ?= bench-results
 BENCH_TUNING := --concurrency 64 --batch-size 500
 BENCH_LATENCY := --latency-ms 100
-BENCH_RUNS := "taxonomy_parse.py --kits 2000" \
+BENCH_RUNS := "taxonomy_parse.py --kits 2000" "client_overhead.py --requests 20000" \
 	"sync_vs_raw.py --kits 2000 $(BENCH_TUNING)" "sync_vs_raw.py --kits 1000 $(BENCH_LATENCY) $(BENCH_TUNING)" \
 	"sync_vs_dlt.py --kits 2000 $(BENCH_TUNING)" \
 	"hourly.py --kits 100000 $(BENCH_TUNING)" "hourly.py --kits 100000 $(BENCH_LATENCY) $(BENCH_TUNING)" \
 	"load.py --kits 70000" "memory.py --kits 100000 --mode synthetic $(BENCH_TUNING)" \
 	"scale.py --sizes 1000000,10000000,50000000" "scale_hourly.py --kits 5000 $(BENCH_TUNING)" \
 	"scale_workers.py --kits 2000 --rounds 3 $(BENCH_TUNING)"
-BENCH_QUICK_RUNS := "taxonomy_parse.py --kits 500" \
+BENCH_QUICK_RUNS := "taxonomy_parse.py --kits 500" "client_overhead.py --requests 3000" \
 	"sync_vs_raw.py --kits 500 --limits 64 --skip-slow $(BENCH_TUNING)" \
 	"sync_vs_raw.py --kits 300 $(BENCH_LATENCY) $(BENCH_TUNING)" \
 	"sync_vs_dlt.py --kits 500 $(BENCH_TUNING)" \

@@ -25,10 +25,16 @@ logger = logging.getLogger("kitsync.extract")
 TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
 # Used when the token response omits expires_in: short, so a wrong guess costs one extra token request.
 _DEFAULT_EXPIRES_IN = 300.0
+# A request's sends at most: on a 401 it asks for a new token once itself, and follows a token another caller
+# fetched meanwhile (a run's batches share one client, so a token revoked early fails every request then in
+# flight: they all resend with the one new token, and one revoked again while they resend follows the next).
+_SENDS_PER_REQUEST = 3
 
 
 class BiomesightAuth(httpx.Auth):
-    """Biomesight's client-credentials flow: one cached bearer token, refreshed before expiry and once on 401.
+    """Biomesight's client-credentials flow: one cached bearer token, refreshed before expiry and on a 401
+    (each request asks for a new token at most once, and follows one another caller fetched; see
+    `_SENDS_PER_REQUEST`).
 
     Under concurrency only one caller refreshes (a threading lock for sync clients, an anyio lock for async
     ones); the others wait and reuse the token it fetched. `clock` is monotonic seconds, injectable for tests.
@@ -124,18 +130,24 @@ class BiomesightAuth(httpx.Auth):
                     token_response = yield self._token_request(request)
                     token_response.read()
                     token = self._accept_token(token_response)
-        response = yield self._authorize(request, token)
-        if response.status_code != 401:
-            return
-        logger.info("%s -> 401; refreshing the token once", describe_request(request))
-        with self._sync_lock:
-            self._invalidate(token)
-            fresh = self._current_token()
-            if fresh is None:
-                token_response = yield self._token_request(request)
-                token_response.read()
-                fresh = self._accept_token(token_response)
-        yield self._authorize(request, fresh)
+        fetched = False
+        for _ in range(_SENDS_PER_REQUEST - 1):
+            response = yield self._authorize(request, token)
+            if response.status_code != 401:
+                return
+            logger.info("%s -> 401; resending with a fresh token", describe_request(request))
+            with self._sync_lock:
+                self._invalidate(token)
+                fresh = self._current_token()
+                if fresh is None:
+                    if fetched:
+                        return  # our own fresh token was refused too: the 401 is the answer
+                    token_response = yield self._token_request(request)
+                    token_response.read()
+                    fresh = self._accept_token(token_response)
+                    fetched = True
+            token = fresh
+        yield self._authorize(request, token)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = self._current_token()
@@ -146,18 +158,24 @@ class BiomesightAuth(httpx.Auth):
                     token_response = yield self._token_request(request)
                     await token_response.aread()
                     token = self._accept_token(token_response)
-        response = yield self._authorize(request, token)
-        if response.status_code != 401:
-            return
-        logger.info("%s -> 401; refreshing the token once", describe_request(request))
-        async with self._async_lock:
-            self._invalidate(token)
-            fresh = self._current_token()
-            if fresh is None:
-                token_response = yield self._token_request(request)
-                await token_response.aread()
-                fresh = self._accept_token(token_response)
-        yield self._authorize(request, fresh)
+        fetched = False
+        for _ in range(_SENDS_PER_REQUEST - 1):
+            response = yield self._authorize(request, token)
+            if response.status_code != 401:
+                return
+            logger.info("%s -> 401; resending with a fresh token", describe_request(request))
+            async with self._async_lock:
+                self._invalidate(token)
+                fresh = self._current_token()
+                if fresh is None:
+                    if fetched:
+                        return  # our own fresh token was refused too: the 401 is the answer
+                    token_response = yield self._token_request(request)
+                    await token_response.aread()
+                    fresh = self._accept_token(token_response)
+                    fetched = True
+            token = fresh
+        yield self._authorize(request, token)
 
 
 class GencoveAuth(httpx.Auth):

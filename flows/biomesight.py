@@ -291,7 +291,7 @@ async def run_biomesight_sync(
     run.expect(KITS, len(entities))
     pipeline: Pipeline[BatchOutcome | RunTally] = Pipeline()
     # kit -> the results formats it still needs a batch for, in the order the kits became known
-    formats = ("json", "csv", "pdf") if fetch_pdf else ("json", "csv")
+    formats = (RESULTS_JSON, RESULTS_CSV, RESULTS_PDF) if fetch_pdf else (RESULTS_JSON, RESULTS_CSV)
     pending: dict[str, set[str]] = {}
     asked: dict[str, set[str]] = {}
 
@@ -314,9 +314,9 @@ async def run_biomesight_sync(
                     run_batch,
                     results_batch,
                     share,
-                    [k for k in batch if "json" in need[k]],
-                    [k for k in batch if "csv" in need[k]],
-                    [k for k in batch if "pdf" in need[k]],
+                    [k for k in batch if RESULTS_JSON in need[k]],
+                    [k for k in batch if RESULTS_CSV in need[k]],
+                    [k for k in batch if RESULTS_PDF in need[k]],
                 ),
                 first=True,
             )
@@ -329,10 +329,10 @@ async def run_biomesight_sync(
         known = {entity: plan.known[entity] for entity in batch if entity in plan.known}
         return await run_batch(poll_batch, share, orders, kits, known, source)
 
-    want(plan.kits_missing_results, "json")
-    want(plan.kits_missing_taxonomy, "csv")
+    want(plan.kits_missing_results, RESULTS_JSON)
+    want(plan.kits_missing_taxonomy, RESULTS_CSV)
     if fetch_pdf:
-        want(plan.kits_missing_pdf, "pdf")
+        want(plan.kits_missing_pdf, RESULTS_PDF)
     want(refetch_kits, *formats)
     polls_left = 0
     for batch in chunks(entities, size):

@@ -122,10 +122,10 @@ async def list_project(
 ) -> tuple[RunTally, dict[str, str]]:
     """Page one project's changed samples into the lake; return the tally and the samples now final.
 
-    `on_final` hears of each page's final samples (maybe none) as soon as the page has landed, so their
-    details can be fetched while the listing goes on. The customer reads of a page's in-flight samples run
-    beside the next pages (each keyset page waits only for the page before it), and all of them finish
-    before this returns.
+    `on_final` hears of each page's final samples (maybe none) as soon as the page is read, so their
+    details can be fetched while the listing goes on. The customer reads of a page's new in-flight samples
+    run beside the next pages (each keyset page waits only for the page before it), the page landing with
+    them; all of them finish before this returns.
     """
     tally = RunTally()
     final: dict[str, str] = {}
@@ -137,9 +137,11 @@ async def list_project(
     reads_gate = asyncio.Semaphore(max(1, requests_in_flight(settings, PROVIDER) - 1))
     async with async_gencove_client(settings) as client:
 
-        async def read_customers(unkeyed: list[str]) -> None:
-            result = await _sample_customers(client, unkeyed, key, source, reads_gate)
-            await land(settings, result, tally)
+        async def land_with_customers(listed: TransformResult, unkeyed: list[str]) -> None:
+            # A page lands with its new samples' customer keys, in the same files: a run killed between the
+            # two left samples known without their customer, and a known sample's metadata is not read again.
+            customers = await _sample_customers(client, unkeyed, key, source, reads_gate)
+            await land(settings, concat_results((listed, customers)), tally)
 
         try:
             try:
@@ -159,7 +161,6 @@ async def list_project(
                             transform_raw_responses(raw, observed_at=observed_at),
                         )
                     )
-                    await land(settings, result, tally)
                     tally.kits_polled += len(page)
                     triage = triage_gencove_listing(page, known)
                     tally.status_changes += triage.status_changes
@@ -169,7 +170,9 @@ async def list_project(
                         s for s in samples_without_customer_id(page) if s not in known and s not in final
                     ]
                     if unkeyed:
-                        reads.append(asyncio.ensure_future(read_customers(unkeyed)))
+                        reads.append(asyncio.ensure_future(land_with_customers(result, unkeyed)))
+                    else:
+                        await land(settings, result, tally)
                     if on_final is not None:
                         on_final(now_final)
             except Exception as error:

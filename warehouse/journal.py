@@ -93,8 +93,14 @@ def prune(lake: LakeRoot, before: date) -> int:
     return deleted
 
 
+# Ends every marker's name: a marker is no parquet file, and nothing that globs the data directory for
+# `*.parquet` (a reader, a PII scan) may take it for one.
+_SUFFIX = ".written"
+
+
 def _marker(written_at: datetime, path: str) -> str:
-    return f"{JOURNAL_DIR}/{written_at:%Y-%m-%d}/{written_at.strftime(_STAMP)}_{quote(path, safe='')}"
+    stamp = written_at.strftime(_STAMP)
+    return f"{JOURNAL_DIR}/{written_at:%Y-%m-%d}/{stamp}_{quote(path, safe='')}{_SUFFIX}"
 
 
 def _parse(name: str) -> JournalEntry | None:
@@ -103,8 +109,9 @@ def _parse(name: str) -> JournalEntry | None:
     if len(parts) != 3 or parts[0] != JOURNAL_DIR:
         return None
     stamp, separator, quoted = parts[2].partition("_")
-    if not separator:
+    if not separator or not quoted.endswith(_SUFFIX):
         return None
+    quoted = quoted.removesuffix(_SUFFIX)
     try:
         written_at = datetime.strptime(f"{parts[1]} {stamp}", f"%Y-%m-%d {_STAMP}").replace(tzinfo=UTC)
     except ValueError:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from flows.settings import Settings
 
 T = TypeVar("T")
-B = TypeVar("B")
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -19,7 +18,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start : start + size])
 
 
-# Batch tasks a sync runs at once, sharing its KITSYNC_CONCURRENCY between them (see `pipelined`).
+# Batch tasks a sync runs at once, sharing its KITSYNC_CONCURRENCY between them (see `Pipeline`).
 BATCHES_IN_FLIGHT = 2
 
 
@@ -29,39 +28,15 @@ def share_of_concurrency(settings: Settings) -> Settings:
     return settings.model_copy(update={"concurrency": -(-settings.concurrency // BATCHES_IN_FLIGHT)})
 
 
-async def pipelined(
-    batches: Iterable[B], work: Callable[[B], Awaitable[T]], *, in_flight: int = BATCHES_IN_FLIGHT
-) -> AsyncIterator[T]:
-    """Each batch's outcome, in batch order, with up to `in_flight` batches running at once.
-
-    One batch at a time left the partner idle for everything a batch costs besides its requests: Prefect's
-    task bookkeeping, a new client and token, the drain while its last requests finish, its lake write. The
-    next batch's requests now run meanwhile. If a batch fails, those started after it are cancelled (use
-    with `contextlib.aclosing`, so that also happens when the consumer stops early).
-    """
-    pending: deque[asyncio.Future[T]] = deque()
-    try:
-        for batch in batches:
-            pending.append(asyncio.ensure_future(work(batch)))
-            if len(pending) >= in_flight:
-                yield await pending.popleft()
-        while pending:
-            yield await pending.popleft()
-    finally:
-        for future in pending:
-            future.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
 Job = Callable[[], Awaitable[T]]
 
 
 class Pipeline(Generic[T]):
     """Batches that become known while others run: up to `in_flight` at once, each outcome as it finishes.
 
-    `pipelined` takes its batches from a list known up front; a sync also learns of work as it goes (a poll
-    batch names kits now ready for results, a listing page names samples now final), and waiting for the
-    whole poll or listing before asking for any of it left the partner idle meanwhile. Jobs are added with
+    A sync learns of work as it goes (a poll batch names kits now ready for results, a listing page names
+    samples now final), and waiting for the whole poll or listing before asking for any of it left the
+    partner idle meanwhile. Jobs are added with
     `add` (from the consumer of `outcomes`, or from a running job) and start as soon as a slot is free, in the
     order added (`first=True` jumps the queue: work that finishes what was started before starting more).
     If a job fails, the ones running are cancelled and the failure is raised (use `outcomes` with

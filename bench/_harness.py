@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 # Quiet and offline before Prefect is imported anywhere.
@@ -445,3 +447,24 @@ def tuning(args: Any) -> dict[str, str]:
     if args.concurrency:
         settings["concurrency"] = str(args.concurrency)
     return settings
+
+
+def module_at(rev: str, path: str, name: str) -> ModuleType:
+    """The repository's file `path` as it was at git `rev`, imported as module `name`: the baseline a bench
+    compares today's code with (the code it replaced), run side by side in the same process."""
+    source = subprocess.run(  # noqa: S603
+        ["git", "show", f"{rev}:{path}"],  # noqa: S607
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    target = Path(tempfile.mkdtemp(prefix=f"kitsync-bench-{name}-")) / f"{name}.py"
+    target.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, target)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path} at {rev} from {target}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

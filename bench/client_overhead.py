@@ -16,12 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -43,22 +38,7 @@ BODY = (
 
 def baseline_module(rev: str) -> ModuleType:
     """extract/http.py as it was at `rev`, imported under another name."""
-    source = subprocess.run(  # noqa: S603
-        ["git", "show", f"{rev}:extract/http.py"],  # noqa: S607
-        cwd=h.REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="kitsync-bench-http-")) / "http_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("http_baseline", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the baseline client from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return h.module_at(rev, "extract/http.py", "http_baseline")
 
 
 def _answer(request: httpx.Request) -> httpx.Response:

@@ -12,15 +12,11 @@ world CSVs), all in one batch as a sync hands them over.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -35,22 +31,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 def baseline_module(rev: str) -> ModuleType:
     """transform/taxonomy.py as it was at `rev`, imported under another name."""
-    source = subprocess.run(  # noqa: S603
-        ["git", "show", f"{rev}:transform/taxonomy.py"],  # noqa: S607
-        cwd=h.REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="kitsync-bench-taxonomy-")) / "taxonomy_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("taxonomy_baseline", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the baseline parser from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return h.module_at(rev, "transform/taxonomy.py", "taxonomy_baseline")
 
 
 def world_csvs(kits: int, seed: int) -> dict[str, bytes]:

@@ -158,27 +158,25 @@ async def run_clients(settings: Settings, *partners: str) -> AsyncIterator[None]
             _RUN_CLIENTS.reset(token)
 
 
-@asynccontextmanager
-async def async_biomesight_client(settings: Settings) -> AsyncIterator[AsyncBiomesightClient]:
+def async_biomesight_client(settings: Settings) -> AbstractAsyncContextManager[AsyncBiomesightClient]:
     """The run's Biomesight client when the run opened one here (`run_clients`), else a new one holding its
     share of the partner's request budget while open."""
-    shared = _run_client("biomesight")
-    if shared is not None:
-        yield shared
-        return
-    async with _open_biomesight_client(settings) as client:
-        yield client
+    return _partner_client("biomesight", settings)
+
+
+def async_gencove_client(settings: Settings) -> AbstractAsyncContextManager[AsyncGencoveClient]:
+    """The run's Gencove client when the run opened one here (`run_clients`), else a new one holding its
+    share of the partner's request budget while open."""
+    return _partner_client("gencove", settings)
 
 
 @asynccontextmanager
-async def async_gencove_client(settings: Settings) -> AsyncIterator[AsyncGencoveClient]:
-    """The run's Gencove client when the run opened one here (`run_clients`), else a new one holding its
-    share of the partner's request budget while open."""
-    shared = _run_client("gencove")
+async def _partner_client(partner: str, settings: Settings) -> AsyncIterator[Any]:
+    shared = _run_client(partner)
     if shared is not None:
         yield shared
         return
-    async with _open_gencove_client(settings) as client:
+    async with _OPENERS[partner](settings) as client:
         yield client
 
 
